@@ -1,0 +1,3 @@
+//! Request body collection and response bodies.
+
+pub mod sse;

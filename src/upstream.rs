@@ -1,0 +1,3 @@
+//! The pooled HTTPS client to Bedrock.
+
+pub mod sigv4;
