@@ -1,3 +1,141 @@
-//! Request body collection and response bodies.
+//! Request body collection (bounded) and the response body type.
 
 pub mod sse;
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+
+use crate::error::Error;
+use sse::SseBody;
+
+/// Reads a whole request body into one buffer, refusing more than `limit` bytes.
+///
+/// The declared size (`content-length`) is checked before anything is read, so an oversized
+/// upload is refused without being received. The buffer is a `Vec` because simd-json parses
+/// it in place.
+pub async fn collect<B>(body: B, limit: u64) -> Result<Vec<u8>, Error>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let hint = body.size_hint();
+    if hint.lower() > limit || hint.upper().is_some_and(|upper| upper > limit) {
+        return Err(Error::BodyTooLarge { limit });
+    }
+    let capacity = usize::try_from(hint.upper().unwrap_or(hint.lower()).min(limit)).unwrap_or(0);
+    let mut buf = Vec::with_capacity(capacity);
+    let mut body = std::pin::pin!(body);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Error::BodyRead(e.to_string().into()))?;
+        if let Ok(data) = frame.into_data() {
+            if (buf.len() + data.len()) as u64 > limit {
+                return Err(Error::BodyTooLarge { limit });
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf)
+}
+
+/// Every response the gateway sends: a complete buffer or a translated event stream.
+///
+/// An enum rather than a boxed trait object, so the server polls it with static dispatch.
+#[derive(Debug)]
+pub enum ResponseBody {
+    /// A complete body, sent as one frame.
+    Full(Option<Bytes>),
+    /// An OpenAI SSE stream translated from a Bedrock event stream.
+    Sse(Box<SseBody>),
+}
+
+impl ResponseBody {
+    /// A complete body.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        Self::Full(if bytes.is_empty() { None } else { Some(bytes) })
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Self::Sse(sse) => Pin::new(sse.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Full(bytes) => bytes.is_none(),
+            Self::Sse(sse) => sse.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Self::Full(None) => SizeHint::with_exact(0),
+            Self::Sse(_) => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Full;
+
+    #[tokio::test]
+    async fn collect_refuses_a_declared_oversize_body() {
+        let body = Full::new(Bytes::from(vec![b'x'; 2048]));
+        assert!(matches!(
+            collect(body, 1024).await,
+            Err(Error::BodyTooLarge { limit: 1024 })
+        ));
+    }
+
+    /// A body that does not declare its length, like a chunked upload.
+    struct Chunked(Vec<Bytes>);
+
+    impl Body for Chunked {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            let chunks = &mut self.get_mut().0;
+            Poll::Ready(if chunks.is_empty() {
+                None
+            } else {
+                Some(Ok(Frame::data(chunks.remove(0))))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn collect_refuses_an_undeclared_oversize_body() {
+        let body = Chunked((0..4).map(|_| Bytes::from(vec![b'x'; 400])).collect());
+        assert!(matches!(
+            collect(body, 1024).await,
+            Err(Error::BodyTooLarge { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn collect_reads_a_body_within_the_limit() {
+        let body = Full::new(Bytes::from_static(b"{\"a\":1}"));
+        assert_eq!(collect(body, 1024).await.unwrap(), b"{\"a\":1}");
+    }
+}

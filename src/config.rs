@@ -1,1 +1,406 @@
-//! Placeholder.
+//! Gateway configuration: one YAML file (`configs/gateway.yaml` documents every key), with the
+//! per-deployment values overridable on the command line and in `AI_GATEWAY_*` variables.
+//!
+//! Loading is two passes, as in pingora: serde fills a `#[serde(default)]` struct that rejects
+//! unknown keys, then [`Config::validate`] collects every problem, each naming its key, so an
+//! operator fixes a broken file in one go.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::translate::request::TemperaturePolicy;
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the OpenAI-compatible API listens on.
+    pub listen: SocketAddr,
+    /// Path of the model table (YAML). Relative paths are resolved against the config file.
+    pub models: PathBuf,
+    /// Where and how to reach Bedrock.
+    pub bedrock: BedrockConfig,
+    /// Size limits.
+    pub limits: Limits,
+    /// Deadlines, in milliseconds.
+    pub timeouts: Timeouts,
+    /// Choices the request translator makes where OpenAI and Bedrock differ.
+    pub translate: TranslateConfig,
+    /// Log output.
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            models: PathBuf::from("model-mapping.yaml"),
+            bedrock: BedrockConfig::default(),
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            translate: TranslateConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// Bedrock endpoint and authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BedrockConfig {
+    /// Default region for routes that do not name one (`us-east-1`).
+    pub region: String,
+    /// Endpoint override used verbatim for every route (VPC endpoint, proxy, the mock):
+    /// `http://127.0.0.1:9000` or `https://vpce-….bedrock-runtime.us-east-1.vpce.amazonaws.com`.
+    /// Without it, `https://bedrock-runtime.{region}.amazonaws.com`.
+    pub endpoint: Option<String>,
+    /// File holding a Bedrock API key. When set (or when `AWS_BEARER_TOKEN_BEDROCK` is set in
+    /// the environment), requests carry `Authorization: Bearer <key>` instead of SigV4.
+    pub api_key_file: Option<PathBuf>,
+    /// Idle pooled connections kept per upstream host.
+    pub pool_max_idle_per_host: usize,
+    /// How long an idle pooled connection is kept, in milliseconds.
+    pub pool_idle_timeout_ms: u64,
+}
+
+impl Default for BedrockConfig {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".to_owned(),
+            endpoint: None,
+            api_key_file: None,
+            pool_max_idle_per_host: 256,
+            pool_idle_timeout_ms: 90_000,
+        }
+    }
+}
+
+/// Size limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes (413 above it). Images travel inline as base64,
+    /// so the default leaves room for several.
+    pub max_body_bytes: u64,
+    /// Largest non-streaming Bedrock response read, in bytes.
+    pub max_upstream_body_bytes: u64,
+    /// Largest single event-stream message accepted from Bedrock, in bytes.
+    pub max_event_bytes: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 20 * 1024 * 1024,
+            max_upstream_body_bytes: 32 * 1024 * 1024,
+            max_event_bytes: crate::bedrock::eventstream::DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// Deadlines, each a distinct error when it expires.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timeouts {
+    /// TCP + TLS connect to Bedrock.
+    pub connect_ms: u64,
+    /// From sending the request to Bedrock's response headers. Converse (non-streaming) only
+    /// answers once the whole reply is generated, so this must cover the longest generation.
+    pub response_headers_ms: u64,
+    /// Longest silence between two pieces of a streaming body (and before the first event).
+    pub idle_ms: u64,
+    /// Time a client gets to send its request headers.
+    pub client_header_read_ms: u64,
+    /// On shutdown, how long in-flight requests may take to finish.
+    pub shutdown_drain_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect_ms: 3_000,
+            response_headers_ms: 300_000,
+            idle_ms: 60_000,
+            client_header_read_ms: 30_000,
+            shutdown_drain_ms: 30_000,
+        }
+    }
+}
+
+impl Timeouts {
+    /// Connect deadline.
+    pub fn connect(&self) -> Duration {
+        Duration::from_millis(self.connect_ms)
+    }
+    /// Response-headers deadline.
+    pub fn response_headers(&self) -> Duration {
+        Duration::from_millis(self.response_headers_ms)
+    }
+    /// Idle deadline between stream frames.
+    pub fn idle(&self) -> Duration {
+        Duration::from_millis(self.idle_ms)
+    }
+}
+
+/// Translator choices.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TranslateConfig {
+    /// OpenAI accepts `temperature` up to 2, Bedrock up to 1. `reject` (default) answers 400
+    /// above 1; `clamp` sends 1.0. Values are never rescaled.
+    pub temperature: TemperaturePolicy,
+    /// `maxTokens` sent when the client gives neither `max_tokens` nor
+    /// `max_completion_tokens`; unset lets Bedrock use the model's maximum.
+    pub default_max_tokens: Option<u32>,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `ai_gateway=debug`); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every problem found in a configuration, each naming its key.
+#[derive(Debug, Default)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Values from the command line or environment that override the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen` / `AI_GATEWAY_LISTEN`.
+    pub listen: Option<SocketAddr>,
+    /// `--bedrock-endpoint` / `AI_GATEWAY_BEDROCK_ENDPOINT`.
+    pub bedrock_endpoint: Option<String>,
+    /// `--region` / `AI_GATEWAY_REGION`.
+    pub region: Option<String>,
+    /// `--models` / `AI_GATEWAY_MODELS`.
+    pub models: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads and parses a YAML file; relative paths inside it are resolved against its folder.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors(vec![format!("{}: cannot read: {e}", path.display())]))?;
+        let mut config =
+            Self::from_yaml(&text).map_err(|e| ConfigErrors(vec![format!("{}: {e}", path.display())]))?;
+        if let Some(dir) = path.parent() {
+            config.resolve_paths(dir);
+        }
+        Ok(config)
+    }
+
+    /// Parses YAML text (an empty document is all defaults).
+    pub fn from_yaml(text: &str) -> Result<Self, serde_yaml::Error> {
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        serde_yaml::from_str(text)
+    }
+
+    fn resolve_paths(&mut self, dir: &Path) {
+        if self.models.is_relative() {
+            self.models = dir.join(&self.models);
+        }
+        if let Some(file) = &self.bedrock.api_key_file
+            && file.is_relative()
+        {
+            self.bedrock.api_key_file = Some(dir.join(file));
+        }
+    }
+
+    /// Applies command-line and environment overrides.
+    pub fn apply(&mut self, overrides: Overrides) {
+        if let Some(listen) = overrides.listen {
+            self.listen = listen;
+        }
+        if let Some(endpoint) = overrides.bedrock_endpoint {
+            self.bedrock.endpoint = Some(endpoint);
+        }
+        if let Some(region) = overrides.region {
+            self.bedrock.region = region;
+        }
+        if let Some(models) = overrides.models {
+            self.models = models;
+        }
+    }
+
+    /// Checks every value, returning all problems at once.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut problems = Vec::new();
+        if !is_region(&self.bedrock.region) {
+            problems.push(format!(
+                "bedrock.region: `{}` is not an AWS region name",
+                self.bedrock.region
+            ));
+        }
+        if let Some(endpoint) = &self.bedrock.endpoint
+            && let Err(e) = parse_endpoint(endpoint)
+        {
+            problems.push(format!("bedrock.endpoint: {e}"));
+        }
+        if self.bedrock.pool_max_idle_per_host == 0 {
+            problems.push("bedrock.pool_max_idle_per_host: must be at least 1".to_owned());
+        }
+        if self.limits.max_body_bytes < 1024 {
+            problems.push("limits.max_body_bytes: must be at least 1024".to_owned());
+        }
+        if self.limits.max_upstream_body_bytes < 1024 {
+            problems.push("limits.max_upstream_body_bytes: must be at least 1024".to_owned());
+        }
+        if self.limits.max_event_bytes < 1024 {
+            problems.push("limits.max_event_bytes: must be at least 1024".to_owned());
+        }
+        for (key, value) in [
+            ("timeouts.connect_ms", self.timeouts.connect_ms),
+            ("timeouts.response_headers_ms", self.timeouts.response_headers_ms),
+            ("timeouts.idle_ms", self.timeouts.idle_ms),
+            (
+                "timeouts.client_header_read_ms",
+                self.timeouts.client_header_read_ms,
+            ),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key}: must be greater than 0"));
+            }
+        }
+        if self.translate.default_max_tokens == Some(0) {
+            problems.push("translate.default_max_tokens: must be at least 1".to_owned());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(problems))
+        }
+    }
+}
+
+/// A region name such as `us-east-1`, `eu-central-2`, `us-gov-west-1`.
+pub fn is_region(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.contains('-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Parses an endpoint override: an absolute `http` or `https` URL with a host and no query.
+pub fn parse_endpoint(s: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = s.parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("`{s}` must start with http:// or https://")),
+    }
+    if uri.host().is_none() {
+        return Err(format!("`{s}` has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("`{s}` must not have a query string"));
+    }
+    Ok(uri)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::from_yaml("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.bedrock.region, "us-east-1");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_name() {
+        let err = Config::from_yaml("bedrock:\n  regoin: us-west-2\n").unwrap_err();
+        assert!(err.to_string().contains("regoin"), "{err}");
+    }
+
+    #[test]
+    fn validate_reports_every_problem_with_its_key() {
+        let c = Config::from_yaml(
+            "bedrock:\n  region: Not_A_Region\n  endpoint: ftp://x\ntimeouts:\n  idle_ms: 0\nlimits:\n  max_body_bytes: 10\n",
+        )
+        .unwrap();
+        let errs = c.validate().unwrap_err();
+        let text = errs.to_string();
+        for key in [
+            "bedrock.region",
+            "bedrock.endpoint",
+            "timeouts.idle_ms",
+            "limits.max_body_bytes",
+        ] {
+            assert!(text.contains(key), "missing {key} in:\n{text}");
+        }
+        assert_eq!(errs.0.len(), 4);
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let mut c = Config::from_yaml("listen: 0.0.0.0:9999\nbedrock:\n  region: eu-west-1\n").unwrap();
+        c.apply(Overrides {
+            listen: Some("127.0.0.1:1234".parse().unwrap()),
+            bedrock_endpoint: Some("http://127.0.0.1:9000".into()),
+            region: Some("us-west-2".into()),
+            models: Some("m.yaml".into()),
+        });
+        assert_eq!(c.listen.port(), 1234);
+        assert_eq!(c.bedrock.region, "us-west-2");
+        assert_eq!(c.bedrock.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(c.models, PathBuf::from("m.yaml"));
+    }
+
+    #[test]
+    fn regions() {
+        assert!(is_region("us-east-1"));
+        assert!(is_region("us-gov-west-1"));
+        assert!(!is_region("useast1"));
+        assert!(!is_region("US-EAST-1"));
+    }
+}

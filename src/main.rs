@@ -1,1 +1,226 @@
-fn main() {}
+//! The `ai-gateway` binary: CLI, logging, the global allocator, and the runtime.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ai_gateway::config::{Config, LogFormat, Overrides};
+use ai_gateway::mock_bedrock::{self, MockConfig};
+use ai_gateway::server::{self, StartError};
+use ai_gateway::upstream::sigv4::{SigV4Signer, UpstreamAuth};
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The demo configuration and model table, built in so `ai-gateway demo` runs from anywhere.
+const DEMO_CONFIG: &str = include_str!("../configs/demo.yaml");
+const DEMO_MODELS: &str = include_str!("../configs/model-mapping.yaml");
+
+#[derive(Parser)]
+#[command(
+    name = "ai-gateway",
+    version,
+    about = "OpenAI-compatible gateway in front of AWS Bedrock"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the OpenAI API in front of Bedrock (AWS credentials from the default chain).
+    Serve(ServeArgs),
+    /// Run the gateway in front of the built-in mock Bedrock: no AWS account needed.
+    Demo(DemoArgs),
+    /// Run only the mock Bedrock runtime (Converse, ConverseStream; checks SigV4).
+    MockBedrock(MockArgs),
+    /// Validate a configuration and its model table, then exit.
+    CheckConfig(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Gateway configuration file (YAML).
+    #[arg(long, env = "AI_GATEWAY_CONFIG", default_value = "configs/gateway.yaml")]
+    config: PathBuf,
+    /// Listen address, e.g. 127.0.0.1:8080.
+    #[arg(long, env = "AI_GATEWAY_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Bedrock endpoint override (VPC endpoint, proxy, mock), e.g. http://127.0.0.1:9000.
+    #[arg(long, env = "AI_GATEWAY_BEDROCK_ENDPOINT")]
+    bedrock_endpoint: Option<String>,
+    /// Default Bedrock region.
+    #[arg(long, env = "AI_GATEWAY_REGION")]
+    region: Option<String>,
+    /// Model table file (YAML).
+    #[arg(long, env = "AI_GATEWAY_MODELS")]
+    models: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn load(&self) -> Result<Config, StartError> {
+        let mut config = Config::from_file(&self.config)?;
+        config.apply(Overrides {
+            listen: self.listen,
+            bedrock_endpoint: self.bedrock_endpoint.clone(),
+            region: self.region.clone(),
+            models: self.models.clone(),
+        });
+        Ok(config)
+    }
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Gateway listen address.
+    #[arg(long, env = "AI_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Mock Bedrock listen address (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    mock_listen: SocketAddr,
+}
+
+#[derive(Args)]
+struct MockArgs {
+    /// Listen address.
+    #[arg(long, env = "AI_GATEWAY_MOCK_LISTEN", default_value = "127.0.0.1:9000")]
+    listen: SocketAddr,
+    /// Accept requests without checking their SigV4 signature.
+    #[arg(long)]
+    no_verify: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ai-gateway: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ai-gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), StartError> {
+    match command {
+        Command::Serve(args) => {
+            let config = args.load()?;
+            init_logging(&config);
+            let auth = server::default_auth(&config).await?;
+            let gateway = server::build(config, auth)?;
+            let listener = bind(gateway.shared().config.listen).await?;
+            tracing::info!(
+                addr = %gateway.shared().config.listen,
+                models = gateway.shared().models.len(),
+                auth = ?gateway.shared().upstream.auth(),
+                "ai-gateway listening"
+            );
+            server::serve(listener, gateway, server::shutdown_signal()).await;
+            Ok(())
+        }
+        Command::CheckConfig(args) => {
+            let config = args.load()?;
+            let auth = UpstreamAuth::SigV4(SigV4Signer::from_static(MockConfig::default().credentials()));
+            let gateway = server::build(config, auth)?;
+            eprintln!("configuration OK: {} models", gateway.shared().models.len());
+            Ok(())
+        }
+        Command::MockBedrock(args) => {
+            init_logging(&Config::default());
+            let listener = bind(args.listen).await?;
+            let config = MockConfig {
+                verify_signatures: !args.no_verify,
+                ..MockConfig::default()
+            };
+            tracing::info!(addr = %args.listen, verify_signatures = config.verify_signatures, "mock Bedrock listening");
+            mock_bedrock::serve(listener, config, server::shutdown_signal())
+                .await
+                .map_err(|e| StartError::Other(format!("mock Bedrock: {e}")))
+        }
+        Command::Demo(args) => demo(args).await,
+    }
+}
+
+async fn demo(args: DemoArgs) -> Result<(), StartError> {
+    let mock_listener = bind(args.mock_listen).await?;
+    let mock = mock_bedrock::spawn(mock_listener, MockConfig::default());
+
+    let dir = std::env::temp_dir().join(format!("ai-gateway-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| StartError::Other(format!("{}: {e}", dir.display())))?;
+    let models = dir.join("model-mapping.yaml");
+    std::fs::write(&models, DEMO_MODELS)
+        .map_err(|e| StartError::Other(format!("{}: {e}", models.display())))?;
+    let mut config =
+        Config::from_yaml(DEMO_CONFIG).map_err(|e| StartError::Other(format!("demo config: {e}")))?;
+    config.apply(Overrides {
+        listen: Some(args.listen),
+        bedrock_endpoint: Some(mock.endpoint()),
+        region: None,
+        models: Some(models),
+    });
+    init_logging(&config);
+    let auth = UpstreamAuth::SigV4(SigV4Signer::from_static(MockConfig::default().credentials()));
+    let gateway = server::build(config, auth)?;
+    let listener = bind(args.listen).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    print_demo_help(addr, &mock.endpoint());
+    server::serve(listener, gateway, server::shutdown_signal()).await;
+    mock.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)] // The demo's instructions are its output.
+fn print_demo_help(addr: SocketAddr, mock: &str) {
+    println!(
+        r#"
+ai-gateway demo: the OpenAI API on http://{addr}/v1, in front of a mock Bedrock runtime at {mock}
+(the mock speaks the real Converse/ConverseStream protocol and checks every SigV4 signature).
+
+Try:
+  curl -s http://{addr}/v1/models
+  curl -s http://{addr}/v1/chat/completions -H 'content-type: application/json' \
+    -d '{{"model":"claude-3-haiku","messages":[{{"role":"user","content":"Hello"}}]}}'
+  curl -sN http://{addr}/v1/chat/completions -H 'content-type: application/json' \
+    -d '{{"model":"claude-3-haiku","stream":true,"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"Hello mock:frames=5 mock:delay_ms=200"}}]}}'
+
+Python (pip install openai):
+  from openai import OpenAI
+  client = OpenAI(base_url="http://{addr}/v1", api_key="demo")
+  print(client.chat.completions.create(model="claude-3-haiku",
+        messages=[{{"role": "user", "content": "Hello"}}]).choices[0].message.content)
+
+Ctrl-C to stop.
+"#
+    );
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

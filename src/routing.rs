@@ -1,1 +1,285 @@
-//! Placeholder.
+//! The model table: OpenAI model aliases resolved to Bedrock routes.
+//!
+//! Loaded from `model-mapping.yaml` into a `DashMap<Box<str>, Arc<Route>>`. Everything a
+//! request needs that does not depend on the request (the encoded upstream URIs, the region,
+//! the `owned_by` label) is computed here, once, so the hot path does one map read and no
+//! string building. A request in flight holds its own `Arc<Route>`, so replacing the table
+//! never disturbs it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde::Deserialize;
+
+use crate::config::{self, ConfigErrors};
+use crate::upstream::sigv4::encode_model_id;
+
+/// `created` reported by `/v1/models` for every alias: the table is configuration, not a
+/// record of when models were released, so one fixed value keeps the listing stable.
+pub const MODELS_CREATED: u64 = 1_700_000_000;
+
+/// The model-mapping file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMapping {
+    /// Alias → model entry, listed in file order by `/v1/models` (sorted by alias).
+    pub models: BTreeMap<String, ModelEntry>,
+}
+
+/// One alias in the model-mapping file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// Upstream provider; only `bedrock`.
+    #[serde(default = "default_provider")]
+    pub provider: String,
+    /// Bedrock model id, inference-profile id, or ARN.
+    pub model_id: String,
+    /// Region for this model; defaults to `bedrock.region`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `owned_by` in `/v1/models`; defaults to the id's provider prefix (`anthropic`).
+    #[serde(default)]
+    pub owned_by: Option<String>,
+}
+
+fn default_provider() -> String {
+    "bedrock".to_owned()
+}
+
+/// Everything the gateway needs to send one alias to Bedrock.
+#[derive(Debug)]
+pub struct Route {
+    /// The alias clients send as `model`.
+    pub alias: Box<str>,
+    /// The Bedrock model id (raw, unencoded).
+    pub model_id: Box<str>,
+    /// Region used for the host (without an endpoint override) and the SigV4 scope.
+    pub region: Box<str>,
+    /// `owned_by` for `/v1/models`.
+    pub owned_by: Box<str>,
+    /// `POST …/model/{encoded id}/converse`.
+    pub converse_uri: http::Uri,
+    /// `POST …/model/{encoded id}/converse-stream`.
+    pub converse_stream_uri: http::Uri,
+}
+
+impl Route {
+    /// Builds a route, computing the encoded upstream URIs.
+    pub fn new(
+        alias: &str,
+        entry: &ModelEntry,
+        default_region: &str,
+        endpoint: Option<&str>,
+    ) -> Result<Self, String> {
+        if entry.provider != "bedrock" {
+            return Err(format!(
+                "provider `{}` is not supported (only `bedrock`)",
+                entry.provider
+            ));
+        }
+        if entry.model_id.is_empty() || entry.model_id.len() > 2048 {
+            return Err("model_id must be 1 to 2048 characters".to_owned());
+        }
+        let region = entry.region.as_deref().unwrap_or(default_region);
+        if !config::is_region(region) {
+            return Err(format!("region `{region}` is not an AWS region name"));
+        }
+        let base = match endpoint {
+            Some(e) => e.trim_end_matches('/').to_owned(),
+            None => format!("https://bedrock-runtime.{region}.amazonaws.com"),
+        };
+        let encoded = encode_model_id(&entry.model_id);
+        let uri = |op: &str| -> Result<http::Uri, String> {
+            format!("{base}/model/{encoded}/{op}")
+                .parse()
+                .map_err(|e| format!("cannot build the upstream URL: {e}"))
+        };
+        let owned_by = entry
+            .owned_by
+            .clone()
+            .unwrap_or_else(|| owner_from_id(&entry.model_id).to_owned());
+        Ok(Self {
+            alias: alias.into(),
+            model_id: entry.model_id.as_str().into(),
+            region: region.into(),
+            owned_by: owned_by.into(),
+            converse_uri: uri("converse")?,
+            converse_stream_uri: uri("converse-stream")?,
+        })
+    }
+}
+
+/// `anthropic` from `anthropic.claude…`, `us.anthropic.claude…` or an ARN's resource part.
+fn owner_from_id(id: &str) -> &str {
+    let resource = id.rsplit('/').next().unwrap_or(id);
+    let mut parts = resource.split('.');
+    let first = parts.next().unwrap_or("");
+    let owner = match first {
+        "us" | "eu" | "apac" | "global" | "us-gov" | "jp" | "au" | "ca" => parts.next().unwrap_or(first),
+        _ => first,
+    };
+    if owner.is_empty() || owner.contains(':') {
+        "bedrock"
+    } else {
+        owner
+    }
+}
+
+/// Alias → route, shared by every request.
+#[derive(Debug, Default)]
+pub struct ModelTable {
+    routes: DashMap<Box<str>, Arc<Route>>,
+}
+
+impl ModelTable {
+    /// Builds a table from a parsed mapping, collecting every bad entry.
+    pub fn from_mapping(
+        mapping: &ModelMapping,
+        default_region: &str,
+        endpoint: Option<&str>,
+    ) -> Result<Self, ConfigErrors> {
+        let table = Self::default();
+        let mut problems = Vec::new();
+        for (alias, entry) in &mapping.models {
+            if alias.is_empty() || alias.len() > 256 {
+                problems.push(format!("models.{alias}: alias must be 1 to 256 characters"));
+                continue;
+            }
+            match Route::new(alias, entry, default_region, endpoint) {
+                Ok(route) => {
+                    table.routes.insert(alias.as_str().into(), Arc::new(route));
+                }
+                Err(e) => problems.push(format!("models.{alias}: {e}")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(table)
+        } else {
+            Err(ConfigErrors(problems))
+        }
+    }
+
+    /// Reads, parses and validates a model-mapping file.
+    pub fn load(path: &Path, default_region: &str, endpoint: Option<&str>) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors(vec![format!("{}: cannot read: {e}", path.display())]))?;
+        let mapping: ModelMapping = serde_yaml::from_str(&text)
+            .map_err(|e| ConfigErrors(vec![format!("{}: {e}", path.display())]))?;
+        Self::from_mapping(&mapping, default_region, endpoint)
+    }
+
+    /// Looks an alias up: one map read, no allocation.
+    pub fn get(&self, alias: &str) -> Option<Arc<Route>> {
+        self.routes.get(alias).map(|r| Arc::clone(r.value()))
+    }
+
+    /// Every route, sorted by alias.
+    pub fn routes(&self) -> Vec<Arc<Route>> {
+        let mut all: Vec<Arc<Route>> = self.routes.iter().map(|r| Arc::clone(r.value())).collect();
+        all.sort_by(|a, b| a.alias.cmp(&b.alias));
+        all
+    }
+
+    /// Number of aliases.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// True when no alias is configured.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str) -> ModelEntry {
+        ModelEntry {
+            provider: "bedrock".into(),
+            model_id: id.into(),
+            region: None,
+            owned_by: None,
+        }
+    }
+
+    #[test]
+    fn uris_are_encoded_once_at_load() {
+        let r = Route::new(
+            "haiku",
+            &entry("anthropic.claude-3-haiku-20240307-v1:0"),
+            "us-east-1",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            r.converse_uri.to_string(),
+            "https://bedrock-runtime.us-east-1.amazonaws.com/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
+        );
+        assert_eq!(
+            r.converse_uri.path(),
+            "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse"
+        );
+        assert_eq!(r.owned_by.as_ref(), "anthropic");
+    }
+
+    #[test]
+    fn inference_profile_arn_slash_becomes_one_segment() {
+        let arn = "arn:aws:bedrock:us-west-2:123456789012:inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0";
+        let mut e = entry(arn);
+        e.region = Some("us-west-2".into());
+        let r = Route::new("p", &e, "us-east-1", None).unwrap();
+        assert_eq!(
+            r.converse_stream_uri.path(),
+            "/model/arn%3Aaws%3Abedrock%3Aus-west-2%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"
+        );
+        assert_eq!(
+            r.converse_stream_uri.host(),
+            Some("bedrock-runtime.us-west-2.amazonaws.com")
+        );
+        assert_eq!(r.owned_by.as_ref(), "anthropic");
+    }
+
+    #[test]
+    fn endpoint_override_is_used_verbatim() {
+        let r = Route::new(
+            "n",
+            &entry("amazon.nova-lite-v1:0"),
+            "us-east-1",
+            Some("http://127.0.0.1:9000/"),
+        )
+        .unwrap();
+        assert_eq!(
+            r.converse_uri.to_string(),
+            "http://127.0.0.1:9000/model/amazon.nova-lite-v1%3A0/converse"
+        );
+    }
+
+    #[test]
+    fn bad_entries_are_all_reported() {
+        let mapping: ModelMapping = serde_yaml::from_str(
+            "models:\n  a:\n    model_id: x\n    region: Bad\n  b:\n    provider: openai\n    model_id: y\n  c:\n    model_id: amazon.nova-lite-v1:0\n",
+        )
+        .unwrap();
+        let errs = ModelTable::from_mapping(&mapping, "us-east-1", None).unwrap_err();
+        assert_eq!(errs.0.len(), 2, "{errs}");
+        assert!(errs.to_string().contains("models.a"));
+        assert!(errs.to_string().contains("models.b"));
+    }
+
+    #[test]
+    fn lookup_and_listing() {
+        let mapping: ModelMapping =
+            serde_yaml::from_str("models:\n  z:\n    model_id: amazon.nova-lite-v1:0\n  a:\n    model_id: meta.llama3-8b-instruct-v1:0\n")
+                .unwrap();
+        let t = ModelTable::from_mapping(&mapping, "us-east-1", None).unwrap();
+        assert_eq!(t.get("a").unwrap().owned_by.as_ref(), "meta");
+        assert!(t.get("nope").is_none());
+        let aliases: Vec<_> = t.routes().iter().map(|r| r.alias.to_string()).collect();
+        assert_eq!(aliases, ["a", "z"]);
+    }
+}

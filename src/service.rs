@@ -1,1 +1,161 @@
-//! The hyper service.
+//! The gateway's hyper service: `(method, path)` dispatch, and the one place where errors
+//! become OpenAI error responses and get logged.
+
+pub mod chat;
+pub mod models;
+pub mod ops;
+
+use std::sync::Arc;
+
+use http::{HeaderValue, Method, Request, Response, header};
+use hyper::body::Incoming;
+
+use crate::body::ResponseBody;
+use crate::config::Config;
+use crate::error::{Error, Side};
+use crate::routing::ModelTable;
+use crate::translate::request::RequestOptions;
+use crate::upstream::Upstream;
+
+/// Name reported by `/health` and in the `server` header.
+pub const SERVICE_NAME: &str = "ai-gateway";
+
+/// What every request shares. Built once at startup.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration in force.
+    pub config: Config,
+    /// Alias → route.
+    pub models: ModelTable,
+    /// The Bedrock client.
+    pub upstream: Upstream,
+    /// Translator options derived from the configuration.
+    pub request_options: RequestOptions,
+}
+
+/// The service: a cheap clone over the shared state.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    /// Wraps the shared state.
+    pub fn new(config: Config, models: ModelTable, upstream: Upstream) -> Self {
+        let request_options = RequestOptions {
+            temperature: config.translate.temperature,
+            default_max_tokens: config.translate.default_max_tokens,
+        };
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                models,
+                upstream,
+                request_options,
+            }),
+        }
+    }
+
+    /// The shared state.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Handles one request. Never fails: errors become OpenAI error responses here.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        let request_id = request_id(&request);
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let result = self.dispatch(request, &request_id).await;
+        let mut response = match result {
+            Ok(response) => response,
+            Err(err) => {
+                log_error(&err, &method, &path, &request_id);
+                err.to_response().map(ResponseBody::full)
+            }
+        };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        response
+    }
+
+    async fn dispatch(
+        &self,
+        request: Request<Incoming>,
+        request_id: &str,
+    ) -> Result<Response<ResponseBody>, Error> {
+        let path = request.uri().path();
+        // The OpenAI SDKs use a base URL ending in `/v1`; some clients are configured without it.
+        let route = path
+            .strip_prefix("/v1")
+            .filter(|p| p.starts_with('/'))
+            .unwrap_or(path);
+        match (request.method(), route) {
+            (&Method::POST, "/chat/completions") => chat::handle(&self.shared, request, request_id).await,
+            (&Method::GET, "/models") => Ok(models::list(&self.shared)),
+            (&Method::GET, p) if p.starts_with("/models/") => {
+                models::get(&self.shared, &p["/models/".len()..])
+            }
+            (&Method::GET, "/health") if path == "/health" => Ok(ops::health()),
+            (&Method::GET, "/ready") if path == "/ready" => Ok(ops::ready(&self.shared).await),
+            (_, "/chat/completions" | "/models") => Err(Error::MethodNotAllowed(request.method().clone())),
+            (_, "/health" | "/ready") if path == route => {
+                Err(Error::MethodNotAllowed(request.method().clone()))
+            }
+            _ => Err(Error::UnknownPath {
+                method: request.method().clone(),
+                path: path.into(),
+            }),
+        }
+    }
+}
+
+/// The client's `x-request-id` if it sent a sane one, else a new random id.
+fn request_id<B>(request: &Request<B>) -> String {
+    if let Some(id) = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        && !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return id.to_owned();
+    }
+    new_id()
+}
+
+/// 32 random hex digits.
+pub fn new_id() -> String {
+    let mut s = String::with_capacity(32);
+    for n in [fastrand::u64(..), fastrand::u64(..)] {
+        use std::fmt::Write;
+        let _ = write!(s, "{n:016x}");
+    }
+    s
+}
+
+fn log_error(err: &Error, method: &Method, path: &str, request_id: &str) {
+    let status = err.status().as_u16();
+    match err.side() {
+        Side::Client => {
+            tracing::debug!(%method, path, request_id, status, kind = err.kind(), error = %err, "request rejected")
+        }
+        Side::Upstream => {
+            tracing::warn!(%method, path, request_id, status, kind = err.kind(), error = %err, "upstream failure")
+        }
+        Side::Internal => {
+            tracing::error!(%method, path, request_id, status, kind = err.kind(), error = %err, "internal failure")
+        }
+    }
+}
+
+/// A JSON response with status 200.
+pub(crate) fn json_response(body: Vec<u8>) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,3 +1,249 @@
-//! The pooled HTTPS client to Bedrock.
+//! The pooled client to Bedrock: one hyper-util client over rustls, shared by every request.
+//!
+//! `send` signs the exact body bytes, sends them on a pooled keep-alive connection and waits
+//! for the response headers under their own deadline. Non-2xx answers are read (bounded) and
+//! turned into [`Error::Upstream`] with Bedrock's error name and message, so callers only ever
+//! see a successful response or an edge error.
 
 pub mod sigv4;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::config::Config;
+use crate::error::{Error, TimeoutKind, bedrock_error_name};
+use crate::routing::Route;
+use sigv4::UpstreamAuth;
+
+/// Largest Bedrock error body read to extract its message.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// Which Bedrock operation to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// `Converse`: one JSON reply.
+    Converse,
+    /// `ConverseStream`: an event stream.
+    ConverseStream,
+}
+
+/// The shared Bedrock client.
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    auth: UpstreamAuth,
+    response_headers: Duration,
+    idle: Duration,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    /// Builds the client from the configuration; `auth` decides SigV4 or bearer.
+    pub fn new(config: &Config, auth: UpstreamAuth) -> Result<Self, Error> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.timeouts.connect()));
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|_| Error::Internal("TLS client configuration"))?
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        })
+        .with_no_client_auth();
+        // HTTP/1.1 only for now: each in-flight request gets its own pooled connection, so one
+        // connection's HTTP/2 stream limit can never queue requests behind it.
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_millis(config.bedrock.pool_idle_timeout_ms))
+            .pool_max_idle_per_host(config.bedrock.pool_max_idle_per_host)
+            .build(https);
+        Ok(Self {
+            client,
+            auth,
+            response_headers: config.timeouts.response_headers(),
+            idle: config.timeouts.idle(),
+        })
+    }
+
+    /// The authentication in use (for `/ready`).
+    pub fn auth(&self) -> &UpstreamAuth {
+        &self.auth
+    }
+
+    /// Signs and sends a Converse or ConverseStream request, returning a 2xx response or the
+    /// mapped error.
+    pub async fn send(
+        &self,
+        route: &Route,
+        operation: Operation,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, Error> {
+        let uri = match operation {
+            Operation::Converse => route.converse_uri.clone(),
+            Operation::ConverseStream => route.converse_stream_uri.clone(),
+        };
+        let mut request = Request::post(uri)
+            .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(Full::new(body.clone()))
+            .map_err(|_| Error::Internal("building the upstream request"))?;
+        self.auth
+            .authorize(&mut request, &body, &route.region)
+            .await
+            .map_err(|e| Error::Sign(e.to_string().into()))?;
+        let response = match tokio::time::timeout(self.response_headers, self.client.request(request)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => return Err(map_client_error(&e)),
+            Err(_) => return Err(Error::UpstreamTimeout(TimeoutKind::ResponseHeaders)),
+        };
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(self.read_error(response).await)
+        }
+    }
+
+    /// Reads a complete (non-streaming) success body, bounded in size and by the idle deadline.
+    pub async fn read_body(&self, response: Response<Incoming>, limit: usize) -> Result<Bytes, Error> {
+        let body = Limited::new(response.into_body(), limit);
+        match tokio::time::timeout(self.idle, body.collect()).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) => Err(if e.is::<http_body_util::LengthLimitError>() {
+                Error::UpstreamProtocol(
+                    "the Bedrock response is larger than limits.max_upstream_body_bytes".into(),
+                )
+            } else {
+                Error::UpstreamConnect(format!("reading the response: {e}").into())
+            }),
+            Err(_) => Err(Error::UpstreamTimeout(TimeoutKind::Idle)),
+        }
+    }
+
+    async fn read_error(&self, response: Response<Incoming>) -> Error {
+        let status = response.status();
+        let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+        let header_name = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| bedrock_error_name(v).to_owned());
+        let body = match tokio::time::timeout(
+            self.idle,
+            Limited::new(response.into_body(), MAX_ERROR_BODY_BYTES).collect(),
+        )
+        .await
+        {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            _ => Bytes::new(),
+        };
+        let parsed = parse_error_body(&body);
+        let name = header_name.or(parsed.name).unwrap_or_default();
+        let message = parsed
+            .message
+            .unwrap_or_else(|| format!("Bedrock answered HTTP {}", status.as_u16()));
+        Error::upstream(&name, status.as_u16(), &message, retry_after)
+    }
+}
+
+#[derive(Default)]
+struct ErrorBody {
+    name: Option<String>,
+    message: Option<String>,
+}
+
+/// Reads `message`/`Message` and `code`/`Code`/`__type` from a Bedrock error body; tolerates
+/// anything (an HTML page from a load balancer gives neither).
+fn parse_error_body(body: &[u8]) -> ErrorBody {
+    #[derive(serde::Deserialize)]
+    struct Raw {
+        message: Option<String>,
+        #[serde(rename = "Message")]
+        message_upper: Option<String>,
+        code: Option<String>,
+        #[serde(rename = "Code")]
+        code_upper: Option<String>,
+        #[serde(rename = "__type")]
+        type_: Option<String>,
+    }
+    if body.is_empty() {
+        return ErrorBody::default();
+    }
+    let mut scratch = body.to_vec();
+    match simd_json::serde::from_slice::<Raw>(&mut scratch) {
+        Ok(raw) => ErrorBody {
+            name: raw
+                .code
+                .or(raw.code_upper)
+                .or(raw.type_)
+                .map(|n| bedrock_error_name(&n).to_owned()),
+            message: raw.message.or(raw.message_upper),
+        },
+        Err(_) => ErrorBody::default(),
+    }
+}
+
+fn map_client_error(e: &hyper_util::client::legacy::Error) -> Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return Error::UpstreamTimeout(TimeoutKind::Connect);
+        }
+        source = cause.source();
+    }
+    let detail = match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    };
+    Error::UpstreamConnect(detail.into())
+}
+
+/// Whether a status is one a stream can start with.
+pub fn is_event_stream(response: &Response<Incoming>) -> bool {
+    response.status() == StatusCode::OK
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/vnd.amazon.eventstream"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_spellings() {
+        let b = parse_error_body(br#"{"message":"bad input"}"#);
+        assert_eq!(b.message.as_deref(), Some("bad input"));
+        let b =
+            parse_error_body(br#"{"Message":"x","__type":"com.amazon.coral.service#ThrottlingException"}"#);
+        assert_eq!(b.message.as_deref(), Some("x"));
+        assert_eq!(b.name.as_deref(), Some("ThrottlingException"));
+        let b = parse_error_body(b"<html>502 Bad Gateway</html>");
+        assert!(b.message.is_none() && b.name.is_none());
+    }
+}

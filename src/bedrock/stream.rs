@@ -1,1 +1,203 @@
-//! Placeholder.
+//! ConverseStream event payloads (reference: event-stream §6), deserialized in place into
+//! borrowed types, and the event type named by the `:event-type` header.
+//!
+//! Every payload carries a random-length padding member `p`, and new members appear over time:
+//! unknown members are skipped, never rejected.
+
+use serde::Deserialize;
+
+pub use crate::bedrock::converse::TokenUsage;
+
+/// The `:event-type` of an event message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// `messageStart`: the assistant message begins.
+    MessageStart,
+    /// `contentBlockStart`: a tool-use (or server-tool result, image) block begins.
+    ContentBlockStart,
+    /// `contentBlockDelta`: a fragment of a block.
+    ContentBlockDelta,
+    /// `contentBlockStop`: a block ends.
+    ContentBlockStop,
+    /// `messageStop`: generation ended, with the stop reason.
+    MessageStop,
+    /// `metadata`: usage and metrics, after `messageStop`.
+    Metadata,
+    /// An event this gateway does not know; skipped, since Bedrock adds members over time.
+    Unknown,
+}
+
+impl EventType {
+    /// Reads the `:event-type` header value.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "messageStart" => Self::MessageStart,
+            "contentBlockStart" => Self::ContentBlockStart,
+            "contentBlockDelta" => Self::ContentBlockDelta,
+            "contentBlockStop" => Self::ContentBlockStop,
+            "messageStop" => Self::MessageStop,
+            "metadata" => Self::Metadata,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// `messageStart` payload.
+#[derive(Debug, Deserialize)]
+pub struct MessageStartEvent<'a> {
+    /// Always `assistant` in practice.
+    #[serde(borrow)]
+    pub role: Option<&'a str>,
+}
+
+/// `contentBlockStart` payload.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentBlockStartEvent<'a> {
+    /// Position of the block among all output blocks (text, reasoning and tool blocks alike).
+    pub content_block_index: u32,
+    /// The union saying what kind of block starts; may be `{}`.
+    #[serde(borrow, default)]
+    pub start: ContentBlockStart<'a>,
+}
+
+/// The `start` union of `contentBlockStart`; members other than `toolUse` are skipped.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentBlockStart<'a> {
+    /// A tool call begins.
+    #[serde(borrow)]
+    pub tool_use: Option<ToolUseBlockStart<'a>>,
+}
+
+/// `start.toolUse`: the call's id and tool name (sent once, before any input fragment).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolUseBlockStart<'a> {
+    /// Bedrock's tool-use id (`tooluse_…`).
+    pub tool_use_id: &'a str,
+    /// The tool name.
+    pub name: &'a str,
+}
+
+/// `contentBlockDelta` payload.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentBlockDeltaEvent<'a> {
+    /// Position of the block among all output blocks.
+    pub content_block_index: u32,
+    /// The union holding the fragment.
+    #[serde(borrow, default)]
+    pub delta: ContentBlockDelta<'a>,
+}
+
+/// The `delta` union. `reasoningContent`, `citation`, `image` and `toolResult` members are
+/// skipped: the gateway does not surface them (yet).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentBlockDelta<'a> {
+    /// A piece of text.
+    #[serde(borrow)]
+    pub text: Option<&'a str>,
+    /// A fragment of a tool call's JSON input.
+    #[serde(borrow)]
+    pub tool_use: Option<ToolUseBlockDelta<'a>>,
+}
+
+/// `delta.toolUse`: a fragment of the JSON text of the tool input, split anywhere.
+#[derive(Debug, Deserialize)]
+pub struct ToolUseBlockDelta<'a> {
+    /// The fragment.
+    #[serde(borrow, default)]
+    pub input: &'a str,
+}
+
+/// `contentBlockStop` payload.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContentBlockStopEvent {
+    /// The block that ended.
+    pub content_block_index: u32,
+}
+
+/// `messageStop` payload.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageStopEvent<'a> {
+    /// Why generation stopped; same values as Converse's `stopReason`.
+    pub stop_reason: &'a str,
+}
+
+/// `metadata` payload; `metrics`, `trace` and the rest are skipped.
+#[derive(Debug, Deserialize)]
+pub struct MetadataEvent {
+    /// Token counts for the whole response.
+    pub usage: Option<TokenUsage>,
+}
+
+/// The payload of an exception message (`throttlingException`, …): `{"message": "…"}` plus
+/// members such as `originalStatusCode`. Both spellings of `message` occur.
+#[derive(Debug, Default, Deserialize)]
+pub struct ExceptionEvent<'a> {
+    /// The error text.
+    #[serde(borrow)]
+    pub message: Option<&'a str>,
+    /// The same, as some services spell it.
+    #[serde(borrow, rename = "Message")]
+    pub message_pascal: Option<&'a str>,
+}
+
+impl<'a> ExceptionEvent<'a> {
+    /// The message, whichever spelling carried it.
+    pub fn text(&self) -> Option<&'a str> {
+        self.message.or(self.message_pascal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_are_exact_and_unknown_ones_are_not_errors() {
+        assert_eq!(
+            EventType::from_name("contentBlockDelta"),
+            EventType::ContentBlockDelta
+        );
+        assert_eq!(EventType::from_name("metadata"), EventType::Metadata);
+        assert_eq!(EventType::from_name("ContentBlockDelta"), EventType::Unknown);
+        assert_eq!(EventType::from_name("somethingNew"), EventType::Unknown);
+    }
+
+    #[test]
+    fn payloads_ignore_padding_and_unknown_members() {
+        let mut raw =
+            br#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"city\":"}},"p":"abcdefgh"}"#.to_vec();
+        let ev: ContentBlockDeltaEvent<'_> = simd_json::serde::from_slice(&mut raw).unwrap();
+        assert_eq!(ev.content_block_index, 1);
+        assert_eq!(ev.delta.tool_use.unwrap().input, "{\"city\":");
+
+        let mut raw =
+            br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"hm"}},"p":"x"}"#.to_vec();
+        let ev: ContentBlockDeltaEvent<'_> = simd_json::serde::from_slice(&mut raw).unwrap();
+        assert!(ev.delta.text.is_none() && ev.delta.tool_use.is_none());
+    }
+
+    #[test]
+    fn content_block_start_tolerates_an_empty_start() {
+        let mut raw = br#"{"contentBlockIndex":0,"start":{}}"#.to_vec();
+        let ev: ContentBlockStartEvent<'_> = simd_json::serde::from_slice(&mut raw).unwrap();
+        assert!(ev.start.tool_use.is_none());
+    }
+
+    #[test]
+    fn metadata_usage_defaults_missing_cache_counts_to_zero() {
+        let mut raw =
+            br#"{"usage":{"inputTokens":20,"outputTokens":12,"totalTokens":32},"metrics":{"latencyMs":345}}"#
+                .to_vec();
+        let ev: MetadataEvent = simd_json::serde::from_slice(&mut raw).unwrap();
+        let usage = ev.usage.unwrap();
+        assert_eq!((usage.input_tokens, usage.output_tokens), (20, 12));
+        assert_eq!(usage.cache_write_input_tokens, 0);
+    }
+}

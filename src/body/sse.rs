@@ -1,1 +1,353 @@
-//! Placeholder.
+//! `SseBody`: the streaming response body, an `http_body::Body` state machine.
+//!
+//! It owns the upstream body, the incremental event-stream decoder and the
+//! [`StreamTranslator`]. Each `poll_frame` reads what the upstream connection has, decodes every
+//! complete message, translates it into SSE records and yields them at once; only a partial
+//! message is ever held. Nothing is spawned and nothing is buffered beyond that: when the
+//! client stops reading, hyper stops polling, the upstream connection is not read either, and
+//! TCP flow control pushes back on Bedrock. When the client goes away the body is dropped, and
+//! the upstream request with it.
+//!
+//! After the headers are sent, failures are data: an exception frame, a decode error or an
+//! idle timeout becomes one final `data: {"error":…}` record and the stream ends cleanly.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use aws_smithy_types::event_stream::Message;
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use crate::bedrock::eventstream::{self, EventDecoder};
+use crate::error::{Error, TimeoutKind};
+use crate::translate::response::Usage;
+use crate::translate::stream::StreamTranslator;
+
+/// How long to keep reading an upstream body after the stream is complete, so that its
+/// connection goes back to the pool rather than being closed. Bedrock ends the body right
+/// after the `metadata` event, so this is normally immediate.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(1);
+
+/// How a stream ended, for the access log and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamOutcome {
+    /// `[DONE]` was sent.
+    Ok,
+    /// Bedrock sent an exception, broke the framing, or the connection failed.
+    UpstreamError,
+    /// No upstream data within the idle deadline.
+    Timeout,
+    /// The client went away before the end.
+    ClientCancelled,
+}
+
+impl StreamOutcome {
+    /// Label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::UpstreamError => "upstream_error",
+            Self::Timeout => "timeout",
+            Self::ClientCancelled => "client_cancelled",
+        }
+    }
+}
+
+/// Called exactly once when the stream ends or is dropped.
+pub type EndHook = Box<dyn FnOnce(StreamOutcome, Option<Usage>) + Send + Sync>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reading and translating upstream frames.
+    Streaming,
+    /// The client has everything; reading the upstream body to its end so the connection can
+    /// be reused.
+    Draining,
+    /// Nothing more to do.
+    Done,
+}
+
+/// The translated stream.
+pub struct SseBody<B = Incoming> {
+    upstream: Option<B>,
+    decoder: EventDecoder,
+    translator: StreamTranslator,
+    out: BytesMut,
+    idle: Pin<Box<Sleep>>,
+    idle_timeout: Duration,
+    state: State,
+    outcome: Option<StreamOutcome>,
+    on_end: Option<EndHook>,
+}
+
+impl<B> std::fmt::Debug for SseBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseBody")
+            .field("state", &self.state)
+            .field("buffered", &self.decoder.buffered())
+            .field("pending_out", &self.out.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> SseBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    /// Reads the upstream body until its first message and decides: an exception or error
+    /// frame is returned as an [`Error`] so the client still gets a real status code; an event
+    /// is translated and the body is returned, ready to stream, holding that first output.
+    pub async fn start(
+        upstream: B,
+        decoder: EventDecoder,
+        translator: StreamTranslator,
+        idle_timeout: Duration,
+        on_end: Option<EndHook>,
+    ) -> Result<Self, Error> {
+        let mut body = Self {
+            upstream: Some(upstream),
+            decoder,
+            translator,
+            out: BytesMut::with_capacity(4096),
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            idle_timeout,
+            state: State::Streaming,
+            outcome: None,
+            on_end,
+        };
+        match poll_fn(|cx| body.poll_first_message(cx)).await {
+            Ok(()) => Ok(body),
+            Err(e) => {
+                // Not a stream the client will see: no end-of-stream accounting.
+                body.on_end = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn poll_first_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            match self.decoder.next_message() {
+                Ok(Some(message)) => return Poll::Ready(self.first_message(&message)),
+                Ok(None) => {}
+                Err(e) => return Poll::Ready(Err(Error::UpstreamProtocol(e.to_string().into()))),
+            }
+            let Some(upstream) = self.upstream.as_mut() else {
+                return Poll::Ready(Err(Error::Internal("stream polled after its end")));
+            };
+            match Pin::new(upstream).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.decoder.push(&data);
+                        self.reset_idle();
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Err(Error::UpstreamConnect(
+                        format!("reading the stream: {e}").into(),
+                    )));
+                }
+                Poll::Ready(None) => {
+                    return Poll::Ready(Err(Error::UpstreamProtocol(
+                        "the stream ended before its first event".into(),
+                    )));
+                }
+                Poll::Pending => {
+                    ready!(self.idle.as_mut().poll(cx));
+                    return Poll::Ready(Err(Error::UpstreamTimeout(TimeoutKind::Idle)));
+                }
+            }
+        }
+    }
+
+    fn first_message(&mut self, message: &Message) -> Result<(), Error> {
+        match eventstream::classify(message) {
+            Ok(eventstream::Frame::Exception {
+                exception_type,
+                payload,
+            }) => Err(Error::upstream(
+                exception_type,
+                0,
+                &exception_message(payload),
+                None,
+            )),
+            Ok(eventstream::Frame::Error { code, message }) => Err(Error::upstream(code, 0, message, None)),
+            Ok(eventstream::Frame::Event { .. }) => {
+                self.translator.on_message(message, &mut self.out)?;
+                // The first event may already complete the stream (a one-message reply).
+                self.drain_decoder();
+                Ok(())
+            }
+            Err(e) => Err(Error::UpstreamProtocol(e.to_string().into())),
+        }
+    }
+
+    /// Translates every complete buffered message.
+    fn drain_decoder(&mut self) {
+        while !self.translator.is_finished() {
+            match self.decoder.next_message() {
+                Ok(Some(message)) => {
+                    if let Err(e) = self.translator.on_message(&message, &mut self.out) {
+                        self.fail(&e, StreamOutcome::UpstreamError);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => self.fail(
+                    &Error::UpstreamProtocol(e.to_string().into()),
+                    StreamOutcome::UpstreamError,
+                ),
+            }
+        }
+        if self.translator.is_finished() && self.outcome.is_none() {
+            // The translator ended the stream itself: `[DONE]`, or an exception record.
+            self.outcome = Some(if self.translator.ended_with_error() {
+                StreamOutcome::UpstreamError
+            } else {
+                StreamOutcome::Ok
+            });
+        }
+    }
+
+    fn fail(&mut self, err: &Error, outcome: StreamOutcome) {
+        if !self.translator.is_finished() {
+            tracing::warn!(error = %err, kind = err.kind(), "stream failed after headers were sent");
+            self.translator.on_failure(err, &mut self.out);
+        }
+        self.outcome.get_or_insert(outcome);
+        // A failed upstream connection is not reusable.
+        self.upstream = None;
+        self.state = State::Done;
+    }
+
+    fn reset_idle(&mut self) {
+        self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
+    }
+
+    fn end(&mut self) {
+        if let Some(hook) = self.on_end.take() {
+            hook(self.outcome.unwrap_or(StreamOutcome::Ok), self.translator.usage());
+        }
+    }
+}
+
+impl<B> Body for SseBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        loop {
+            if !this.out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(this.out.split().freeze()))));
+            }
+            if this.state == State::Streaming && this.translator.is_finished() {
+                this.state = State::Draining;
+                this.idle
+                    .as_mut()
+                    .reset(Instant::now() + DRAIN_DEADLINE.min(this.idle_timeout));
+            }
+            let Some(upstream) = this.upstream.as_mut() else {
+                this.state = State::Done;
+                this.end();
+                return Poll::Ready(None);
+            };
+            if this.state == State::Done {
+                this.upstream = None;
+                continue;
+            }
+            match Pin::new(upstream).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if this.state == State::Streaming
+                        && let Ok(data) = frame.into_data()
+                    {
+                        this.decoder.push(&data);
+                        this.reset_idle();
+                        this.drain_decoder();
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    if this.state == State::Streaming {
+                        let err = Error::UpstreamConnect(format!("reading the stream: {e}").into());
+                        this.fail(&err, StreamOutcome::UpstreamError);
+                    } else {
+                        this.upstream = None;
+                    }
+                }
+                Poll::Ready(None) => {
+                    if this.state == State::Streaming {
+                        match this.decoder.finish() {
+                            Ok(()) => this.translator.on_upstream_end(&mut this.out),
+                            Err(e) => {
+                                let err = Error::UpstreamProtocol(e.to_string().into());
+                                this.fail(&err, StreamOutcome::UpstreamError);
+                            }
+                        }
+                        if this.outcome.is_none() {
+                            this.outcome = Some(if this.translator.ended_with_error() {
+                                StreamOutcome::UpstreamError
+                            } else {
+                                StreamOutcome::Ok
+                            });
+                        }
+                    }
+                    // Fully read: dropping it now returns the connection to the pool.
+                    this.upstream = None;
+                }
+                Poll::Pending => {
+                    if this.idle.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    if this.state == State::Streaming {
+                        this.fail(&Error::UpstreamTimeout(TimeoutKind::Idle), StreamOutcome::Timeout);
+                    } else {
+                        // Bedrock did not end the body in time: give up on reusing it.
+                        this.upstream = None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.upstream.is_none() && self.out.is_empty()
+    }
+}
+
+impl<B> Drop for SseBody<B> {
+    fn drop(&mut self) {
+        if let Some(hook) = self.on_end.take() {
+            let outcome = match self.outcome {
+                Some(outcome) if self.out.is_empty() => outcome,
+                _ => StreamOutcome::ClientCancelled,
+            };
+            hook(outcome, self.translator.usage());
+        }
+    }
+}
+
+/// The `message` of an exception payload (`{"message":"…"}`), or a generic text.
+pub fn exception_message(payload: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Payload {
+        message: Option<String>,
+        #[serde(rename = "Message")]
+        message_upper: Option<String>,
+    }
+    let mut scratch = payload.to_vec();
+    simd_json::serde::from_slice::<Payload>(&mut scratch)
+        .ok()
+        .and_then(|p| p.message.or(p.message_upper))
+        .unwrap_or_else(|| "Bedrock reported an error in the stream".to_owned())
+}

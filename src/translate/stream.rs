@@ -1,1 +1,361 @@
-//! Placeholder.
+//! ConverseStream events → `chat.completion.chunk` SSE records (reference: mapping §7,
+//! event-stream §6–§7).
+//!
+//! [`StreamTranslator`] holds the per-stream state of mapping §7.2 and appends zero or more
+//! `data: …\n\n` records to the caller's buffer for each upstream message. Payloads are copied
+//! into one reused scratch buffer and parsed there with reused simd-json buffers and tape, so a
+//! steady stream allocates nothing per event beyond what the frame decoder does.
+
+use bytes::BytesMut;
+use serde::Deserialize;
+use simd_json::{Buffers, Tape};
+
+use crate::bedrock::eventstream::{self, Frame};
+use crate::bedrock::stream::{
+    ContentBlockDeltaEvent, ContentBlockStartEvent, ContentBlockStopEvent, EventType, ExceptionEvent,
+    MessageStartEvent, MessageStopEvent, MetadataEvent,
+};
+use crate::error::{Error, classify_bedrock, write_error_object};
+use crate::openai::response::{ChunkWriter, DONE_RECORD};
+use crate::translate::response::{ResponseMeta, Usage, finish_reason};
+
+/// Error code of the record sent when Bedrock's body ends before `messageStop`.
+pub const TRUNCATED_CODE: &str = "upstream_stream_truncated";
+
+/// Per-stream translation state; one per response, not shared.
+#[derive(Debug)]
+pub struct StreamTranslator {
+    state: State,
+    parser: PayloadParser,
+}
+
+#[derive(Debug)]
+struct State {
+    chunks: ChunkWriter,
+    include_usage: bool,
+    role_sent: bool,
+    /// `messageStop` was translated into the finish chunk.
+    stopped: bool,
+    /// `[DONE]` or an error record was written; nothing follows.
+    finished: bool,
+    /// The stream ended with an error record rather than `[DONE]`.
+    failed: bool,
+    /// One entry per tool-use block of this response, in order, so its position is the OpenAI
+    /// tool-call index. Bounded by the blocks one response can hold (its output token limit).
+    tools: Vec<ToolBlock>,
+    usage: Option<Usage>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ToolBlock {
+    /// Bedrock's `contentBlockIndex`, which also counts text and reasoning blocks.
+    block: u32,
+    /// Whether a non-empty arguments fragment was sent.
+    args_sent: bool,
+}
+
+// === impl StreamTranslator ===
+
+impl StreamTranslator {
+    /// Starts a stream; renders the constant head of every chunk once.
+    pub fn new(meta: &ResponseMeta<'_>, include_usage: bool) -> Self {
+        Self {
+            state: State {
+                chunks: ChunkWriter::new(meta.id, meta.created, meta.model, include_usage),
+                include_usage,
+                role_sent: false,
+                stopped: false,
+                finished: false,
+                failed: false,
+                tools: Vec::new(),
+                usage: None,
+            },
+            parser: PayloadParser::default(),
+        }
+    }
+
+    /// Dispatches one decoded event-stream message. Events become zero or more SSE records; an
+    /// exception or error message becomes one final `data: {"error":…}` record (no `[DONE]`).
+    ///
+    /// `Err` means the message could not be understood (missing headers, malformed payload):
+    /// the caller ends the stream with [`StreamTranslator::on_failure`].
+    pub fn on_message(
+        &mut self,
+        message: &aws_smithy_types::event_stream::Message,
+        out: &mut BytesMut,
+    ) -> Result<(), Error> {
+        if self.state.finished {
+            return Ok(());
+        }
+        match eventstream::classify(message) {
+            Ok(Frame::Event { event_type, payload }) => self.on_event(event_type, payload, out),
+            Ok(Frame::Exception {
+                exception_type,
+                payload,
+            }) => {
+                self.on_exception(exception_type, payload, out);
+                Ok(())
+            }
+            Ok(Frame::Error { code, message }) => {
+                let class = classify_bedrock(code, 0, message);
+                let text = if message.is_empty() { code } else { message };
+                self.state
+                    .error_record(out, text, class.openai_type, None, class.code);
+                Ok(())
+            }
+            Err(e) => Err(Error::UpstreamProtocol(e.to_string().into())),
+        }
+    }
+
+    /// Translates one event, named by its `:event-type`, with its JSON payload.
+    pub fn on_event(&mut self, event_type: &str, payload: &[u8], out: &mut BytesMut) -> Result<(), Error> {
+        let Self { state, parser } = self;
+        if state.finished {
+            return Ok(());
+        }
+        let malformed = |e: simd_json::Error| {
+            Error::UpstreamProtocol(format!("malformed `{event_type}` event: {e}").into())
+        };
+        match EventType::from_name(event_type) {
+            EventType::MessageStart => {
+                parser
+                    .parse::<MessageStartEvent<'_>>(payload)
+                    .map_err(malformed)?;
+                if !state.stopped {
+                    state.ensure_role(out);
+                }
+            }
+            EventType::ContentBlockStart => {
+                let event: ContentBlockStartEvent<'_> = parser.parse(payload).map_err(malformed)?;
+                if let Some(tool_use) = event.start.tool_use
+                    && !state.stopped
+                {
+                    state.ensure_role(out);
+                    let index = state.tool_count();
+                    state.tools.push(ToolBlock {
+                        block: event.content_block_index,
+                        args_sent: false,
+                    });
+                    state
+                        .chunks
+                        .tool_call_start(out, index, tool_use.tool_use_id, tool_use.name);
+                }
+                // toolResult and image blocks have no OpenAI equivalent.
+            }
+            EventType::ContentBlockDelta => {
+                let event: ContentBlockDeltaEvent<'_> = parser.parse(payload).map_err(malformed)?;
+                if state.stopped {
+                    return Ok(());
+                }
+                if let Some(text) = event.delta.text {
+                    if !text.is_empty() {
+                        state.ensure_role(out);
+                        state.chunks.content(out, text);
+                    }
+                } else if let Some(tool_use) = event.delta.tool_use {
+                    let Some(index) = state.tool_index(event.content_block_index) else {
+                        return Err(Error::UpstreamProtocol(
+                            format!(
+                                "tool input for content block {} without a toolUse start",
+                                event.content_block_index
+                            )
+                            .into(),
+                        ));
+                    };
+                    if !tool_use.input.is_empty() {
+                        state.tools[index as usize].args_sent = true;
+                        state.chunks.tool_call_arguments(out, index, tool_use.input);
+                    }
+                }
+                // Reasoning, citation, image and tool-result deltas are not surfaced.
+            }
+            EventType::ContentBlockStop => {
+                let event: ContentBlockStopEvent = parser.parse(payload).map_err(malformed)?;
+                if let Some(index) = state.tool_index(event.content_block_index)
+                    && !state.stopped
+                    && !state.tools[index as usize].args_sent
+                {
+                    // A tool without arguments may stream no fragment at all; clients must
+                    // still get a JSON object, not "".
+                    state.tools[index as usize].args_sent = true;
+                    state.chunks.tool_call_arguments(out, index, "{}");
+                }
+            }
+            EventType::MessageStop => {
+                let event: MessageStopEvent<'_> = parser.parse(payload).map_err(malformed)?;
+                if state.stopped {
+                    return Ok(());
+                }
+                match finish_reason(event.stop_reason, !state.tools.is_empty()) {
+                    Ok(reason) => {
+                        state.ensure_role(out);
+                        state.chunks.finish(out, reason);
+                        state.stopped = true;
+                    }
+                    Err(code) => {
+                        let err = Error::MalformedModelOutput(code);
+                        state.error_record(out, &err.to_string(), err.openai_type(), None, err.code());
+                    }
+                }
+            }
+            EventType::Metadata => {
+                let event: MetadataEvent = parser.parse(payload).map_err(malformed)?;
+                if let Some(usage) = &event.usage {
+                    state.usage = Some(Usage::from(usage));
+                }
+                if state.stopped {
+                    state.done(out);
+                }
+            }
+            EventType::Unknown => {}
+        }
+        Ok(())
+    }
+
+    /// Ends the stream after a gateway-side failure once headers were sent (idle timeout,
+    /// undecodable frame): one final error record, no `[DONE]`.
+    pub fn on_failure(&mut self, err: &Error, out: &mut BytesMut) {
+        if self.state.finished {
+            return;
+        }
+        self.state
+            .error_record(out, &err.to_string(), err.openai_type(), err.param(), err.code());
+    }
+
+    /// The upstream body ended. After `messageStop` that is a normal end (`metadata` may be
+    /// missing): `[DONE]`. Before it, the response is incomplete: an error record with code
+    /// [`TRUNCATED_CODE`].
+    pub fn on_upstream_end(&mut self, out: &mut BytesMut) {
+        if self.state.finished {
+            return;
+        }
+        if self.state.stopped {
+            self.state.done(out);
+        } else {
+            self.state.error_record(
+                out,
+                "the Bedrock stream ended before the response was complete",
+                "server_error",
+                None,
+                Some(TRUNCATED_CODE),
+            );
+        }
+    }
+
+    /// Whether the stream is over: `[DONE]` or an error record was written.
+    pub fn is_finished(&self) -> bool {
+        self.state.finished
+    }
+
+    /// Whether the stream ended with an error record rather than `[DONE]`.
+    pub fn ended_with_error(&self) -> bool {
+        self.state.failed
+    }
+
+    /// Usage from the `metadata` event, once it arrived.
+    pub fn usage(&self) -> Option<Usage> {
+        self.state.usage
+    }
+
+    fn on_exception(&mut self, exception_type: &str, payload: &[u8], out: &mut BytesMut) {
+        let Self { state, parser } = self;
+        let event = parser.parse::<ExceptionEvent<'_>>(payload).unwrap_or_default();
+        let message = event.text().filter(|m| !m.is_empty()).unwrap_or(exception_type);
+        let class = classify_bedrock(exception_type, 0, message);
+        state.error_record(out, message, class.openai_type, None, class.code);
+    }
+}
+
+// === impl State ===
+
+impl State {
+    fn ensure_role(&mut self, out: &mut BytesMut) {
+        if !self.role_sent {
+            self.role_sent = true;
+            self.chunks.role(out);
+        }
+    }
+
+    fn tool_count(&self) -> u32 {
+        u32::try_from(self.tools.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The OpenAI index of the tool call started at `block`.
+    fn tool_index(&self, block: u32) -> Option<u32> {
+        let position = self.tools.iter().rposition(|t| t.block == block)?;
+        u32::try_from(position).ok()
+    }
+
+    fn done(&mut self, out: &mut BytesMut) {
+        if self.include_usage
+            && let Some(usage) = &self.usage
+        {
+            self.chunks.usage(out, &usage.to_openai());
+        }
+        out.extend_from_slice(DONE_RECORD);
+        self.finished = true;
+    }
+
+    /// Writes `data: {"error":{…}}\n\n` and finishes the stream. Error path only, so the
+    /// temporary buffer is acceptable.
+    fn error_record(
+        &mut self,
+        out: &mut BytesMut,
+        message: &str,
+        openai_type: &str,
+        param: Option<&str>,
+        code: Option<&str>,
+    ) {
+        let mut record = Vec::with_capacity(96 + message.len());
+        record.extend_from_slice(b"data: ");
+        write_error_object(&mut record, message, openai_type, param, code);
+        record.extend_from_slice(b"\n\n");
+        out.extend_from_slice(&record);
+        self.finished = true;
+        self.failed = true;
+    }
+}
+
+// === impl PayloadParser ===
+
+/// Parses event payloads with buffers kept across events: the payload is copied into `scratch`
+/// with the padding simd-json needs, and the tape's allocation is recovered after each parse.
+#[derive(Default)]
+struct PayloadParser {
+    scratch: Vec<u8>,
+    buffers: Buffers,
+    tape: Option<Tape<'static>>,
+}
+
+impl std::fmt::Debug for PayloadParser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayloadParser")
+            .field("scratch_capacity", &self.scratch.capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PayloadParser {
+    fn parse<'s, T: Deserialize<'s>>(&'s mut self, payload: &[u8]) -> Result<T, simd_json::Error> {
+        let Self {
+            scratch,
+            buffers,
+            tape,
+        } = self;
+        scratch.clear();
+        scratch.extend_from_slice(payload);
+        scratch.resize(payload.len() + simd_json::INPUT_PADDING, b' ');
+        let mut filled: Tape<'s> = tape.take().unwrap_or_else(Tape::null).reset();
+        if let Err(e) = simd_json::fill_tape_padded(scratch, payload.len(), buffers, &mut filled) {
+            *tape = Some(filled.reset());
+            return Err(e);
+        }
+        let mut deserializer = simd_json::Deserializer::from_tape(filled);
+        let value = T::deserialize(&mut deserializer);
+        *tape = Some(deserializer.into_tape().reset());
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,167 @@
+//! `POST /v1/chat/completions`: read, parse once, route, translate, sign, send, respond.
+
+use std::cell::RefCell;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use hyper::body::Incoming;
+
+use super::{Shared, json_response};
+use crate::bedrock::eventstream::EventDecoder;
+use crate::body::sse::{EndHook, SseBody, StreamOutcome};
+use crate::body::{self, ResponseBody};
+use crate::error::Error;
+use crate::openai::request::ChatCompletionRequest;
+use crate::translate::response::{ResponseMeta, Usage, to_chat_completion};
+use crate::translate::stream::StreamTranslator;
+use crate::translate::{self};
+use crate::upstream::Operation;
+
+/// Bodies up to this size are parsed with the worker thread's reusable simd-json buffers;
+/// larger ones get their own, so a rare huge request does not pin memory on every thread.
+const REUSE_BUFFERS_UP_TO: usize = 64 * 1024;
+
+thread_local! {
+    static PARSE_BUFFERS: RefCell<simd_json::Buffers> = RefCell::new(simd_json::Buffers::default());
+}
+
+/// Handles one chat completion, streaming or not.
+pub async fn handle(
+    shared: &Shared,
+    request: Request<Incoming>,
+    request_id: &str,
+) -> Result<Response<ResponseBody>, Error> {
+    let started = Instant::now();
+    let mut body = body::collect(request.into_body(), shared.config.limits.max_body_bytes).await?;
+    let body_len = body.len();
+
+    // Parse and translate in one synchronous block: the parsed request borrows `body` and is
+    // gone before the first await on the upstream.
+    let (route, stream, include_usage, converse) = {
+        let parsed = if body_len <= REUSE_BUFFERS_UP_TO {
+            PARSE_BUFFERS
+                .with(|buffers| ChatCompletionRequest::parse(&mut body, &mut buffers.borrow_mut()))?
+        } else {
+            ChatCompletionRequest::parse(&mut body, &mut simd_json::Buffers::new(body_len))?
+        };
+        let route = shared
+            .models
+            .get(parsed.model)
+            .ok_or_else(|| Error::ModelNotFound(parsed.model.into()))?;
+        let mut converse = Vec::with_capacity(body_len + 256);
+        translate::request::to_converse(&parsed, &shared.request_options, &mut converse)?;
+        (route, parsed.stream, parsed.include_usage(), converse)
+    };
+
+    let operation = if stream {
+        Operation::ConverseStream
+    } else {
+        Operation::Converse
+    };
+    let upstream = shared
+        .upstream
+        .send(&route, operation, Bytes::from(converse))
+        .await?;
+    let id = completion_id(&upstream, request_id);
+    let meta = ResponseMeta {
+        id: &id,
+        created: unix_now(),
+        model: &route.alias,
+    };
+
+    if stream {
+        let translator = StreamTranslator::new(&meta, include_usage);
+        let decoder = EventDecoder::new(shared.config.limits.max_event_bytes);
+        let hook = access_log_hook(request_id, &route.alias, started);
+        let sse = SseBody::start(
+            upstream.into_body(),
+            decoder,
+            translator,
+            shared.config.timeouts.idle(),
+            Some(hook),
+        )
+        .await?;
+        let mut response = Response::new(ResponseBody::Sse(Box::new(sse)));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        // Tells nginx-style proxies in front of the sidecar not to buffer the stream.
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        Ok(response)
+    } else {
+        let reply = shared
+            .upstream
+            .read_body(upstream, limit(shared.config.limits.max_upstream_body_bytes))
+            .await?;
+        let mut reply = reply.to_vec();
+        let mut out = Vec::with_capacity(reply.len() + 256);
+        let usage = to_chat_completion(&mut reply, &meta, &mut out)?;
+        log_access(
+            request_id,
+            &route.alias,
+            false,
+            StreamOutcome::Ok,
+            Some(usage),
+            started,
+        );
+        Ok(json_response(out))
+    }
+}
+
+fn limit(bytes: u64) -> usize {
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
+/// `chatcmpl-` + Bedrock's request id, so a client's id leads straight to Bedrock's logs.
+fn completion_id<B>(upstream: &Response<B>, request_id: &str) -> String {
+    let amzn = upstream
+        .headers()
+        .get("x-amzn-requestid")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128);
+    let suffix = amzn.unwrap_or(request_id);
+    let mut id = String::with_capacity(9 + suffix.len());
+    id.push_str("chatcmpl-");
+    id.push_str(suffix);
+    id
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn access_log_hook(request_id: &str, model: &str, started: Instant) -> EndHook {
+    let request_id = request_id.to_owned();
+    let model = model.to_owned();
+    Box::new(move |outcome, usage| log_access(&request_id, &model, true, outcome, usage, started))
+}
+
+fn log_access(
+    request_id: &str,
+    model: &str,
+    stream: bool,
+    outcome: StreamOutcome,
+    usage: Option<Usage>,
+    started: Instant,
+) {
+    let usage = usage.unwrap_or_default();
+    tracing::info!(
+        target: "ai_gateway::access",
+        request_id,
+        model,
+        stream,
+        outcome = outcome.as_str(),
+        prompt_tokens = usage.prompt_tokens(),
+        completion_tokens = usage.output_tokens,
+        cached_tokens = usage.cache_read_tokens,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "chat completion"
+    );
+}

@@ -1,0 +1,464 @@
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::*;
+
+const META: ResponseMeta<'static> = ResponseMeta {
+    id: "chatcmpl-1",
+    created: 1_714_564_800,
+    model: "claude-3-haiku",
+};
+
+fn mk_translator(include_usage: bool) -> StreamTranslator {
+    StreamTranslator::new(&META, include_usage)
+}
+
+/// Feeds events and returns the SSE records written, each parsed (or `[DONE]` as a string).
+fn feed(t: &mut StreamTranslator, events: &[(&str, &str)]) -> Vec<Value> {
+    let mut out = BytesMut::new();
+    for (event_type, payload) in events {
+        t.on_event(event_type, payload.as_bytes(), &mut out).unwrap();
+    }
+    records(&out)
+}
+
+fn records(out: &[u8]) -> Vec<Value> {
+    std::str::from_utf8(out)
+        .unwrap()
+        .split_terminator("\n\n")
+        .map(|r| {
+            let body = r.strip_prefix("data: ").unwrap();
+            if body == "[DONE]" {
+                Value::String("[DONE]".into())
+            } else {
+                serde_json::from_str(body).unwrap()
+            }
+        })
+        .collect()
+}
+
+fn deltas(records: &[Value]) -> Vec<Value> {
+    records
+        .iter()
+        .filter_map(|r| {
+            r.get("choices")
+                .and_then(|c| c.get(0))
+                .map(|c| c["delta"].clone())
+        })
+        .collect()
+}
+
+fn mk_message(headers: &[(&'static str, &str)], payload: &str) -> Message {
+    let mut m = Message::new(Bytes::copy_from_slice(payload.as_bytes()));
+    for (name, value) in headers {
+        m = m.add_header(Header::new(*name, HeaderValue::String(value.to_string().into())));
+    }
+    m
+}
+
+const START: (&str, &str) = ("messageStart", r#"{"role":"assistant","p":"abc"}"#);
+const STOP_END: (&str, &str) = ("messageStop", r#"{"stopReason":"end_turn"}"#);
+const METADATA: (&str, &str) = (
+    "metadata",
+    r#"{"usage":{"inputTokens":3,"outputTokens":2,"totalTokens":5},"metrics":{"latencyMs":1}}"#,
+);
+
+fn text(i: u32, s: &str) -> (String, String) {
+    (
+        "contentBlockDelta".into(),
+        json!({"contentBlockIndex": i, "delta": {"text": s}, "p": "xyz"}).to_string(),
+    )
+}
+
+fn feed_owned(t: &mut StreamTranslator, events: &[(String, String)]) -> Vec<Value> {
+    let borrowed: Vec<(&str, &str)> = events.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    feed(t, &borrowed)
+}
+
+#[test]
+fn text_stream_has_role_text_finish_and_done() {
+    let mut t = mk_translator(false);
+    let mut r = feed(&mut t, &[START]);
+    r.extend(feed_owned(&mut t, &[text(0, "Hel"), text(0, "lo")]));
+    r.extend(feed(
+        &mut t,
+        &[
+            ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+            STOP_END,
+            METADATA,
+        ],
+    ));
+    assert_eq!(
+        deltas(&r),
+        vec![
+            json!({"role": "assistant", "content": ""}),
+            json!({"content": "Hel"}),
+            json!({"content": "lo"}),
+            json!({})
+        ]
+    );
+    assert_eq!(r[3]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(r.last().unwrap(), "[DONE]");
+    assert!(r[0].get("usage").is_none());
+    assert!(t.is_finished());
+    assert_eq!(t.usage().unwrap().input_tokens, 3);
+}
+
+#[test]
+fn role_chunk_is_sent_once_even_without_message_start() {
+    let mut t = mk_translator(false);
+    let r = feed_owned(&mut t, &[text(0, "a"), text(0, "b")]);
+    assert_eq!(
+        deltas(&r),
+        vec![
+            json!({"role": "assistant", "content": ""}),
+            json!({"content": "a"}),
+            json!({"content": "b"})
+        ]
+    );
+    let mut t = mk_translator(false);
+    let r = feed(&mut t, &[START, START]);
+    assert_eq!(r.len(), 1);
+}
+
+#[test]
+fn empty_text_deltas_emit_nothing() {
+    let mut t = mk_translator(false);
+    feed(&mut t, &[START]);
+    assert!(feed_owned(&mut t, &[text(0, "")]).is_empty());
+}
+
+#[test]
+fn usage_chunk_is_sent_only_when_requested() {
+    let mut t = mk_translator(true);
+    let r = feed(&mut t, &[START, STOP_END, METADATA]);
+    assert_eq!(r.len(), 4);
+    assert_eq!(r[0]["usage"], Value::Null);
+    assert_eq!(r[1]["usage"], Value::Null);
+    assert_eq!(r[2]["choices"], json!([]));
+    assert_eq!(
+        r[2]["usage"],
+        json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5,
+               "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}})
+    );
+    assert_eq!(r[3], "[DONE]");
+
+    let mut t = mk_translator(false);
+    let r = feed(&mut t, &[START, STOP_END, METADATA]);
+    assert_eq!(r.len(), 3);
+    assert!(r.iter().all(|r| r.get("usage").is_none()));
+}
+
+#[test]
+fn tool_calls_use_a_dense_index_and_send_id_and_name_once() {
+    let mut t = mk_translator(false);
+    let r = feed(
+        &mut t,
+        &[
+            START,
+            (
+                "contentBlockDelta",
+                r#"{"contentBlockIndex":0,"delta":{"text":"Checking."}}"#,
+            ),
+            ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+            (
+                "contentBlockStart",
+                r#"{"contentBlockIndex":3,"start":{"toolUse":{"toolUseId":"tooluse_A","name":"f"}}}"#,
+            ),
+            (
+                "contentBlockDelta",
+                r#"{"contentBlockIndex":3,"delta":{"toolUse":{"input":"{\"a\":"}}}"#,
+            ),
+            (
+                "contentBlockDelta",
+                r#"{"contentBlockIndex":3,"delta":{"toolUse":{"input":""}}}"#,
+            ),
+            (
+                "contentBlockDelta",
+                r#"{"contentBlockIndex":3,"delta":{"toolUse":{"input":"1}"}}}"#,
+            ),
+            ("contentBlockStop", r#"{"contentBlockIndex":3}"#),
+            ("messageStop", r#"{"stopReason":"tool_use"}"#),
+        ],
+    );
+    assert_eq!(
+        deltas(&r),
+        vec![
+            json!({"role": "assistant", "content": ""}),
+            json!({"content": "Checking."}),
+            json!({"tool_calls": [{"index": 0, "id": "tooluse_A", "type": "function", "function": {"name": "f", "arguments": ""}}]}),
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"a\":"}}]}),
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "1}"}}]}),
+            json!({}),
+        ]
+    );
+    assert_eq!(r.last().unwrap()["choices"][0]["finish_reason"], "tool_calls");
+}
+
+#[test]
+fn tool_without_input_gets_empty_object_arguments() {
+    let mut t = mk_translator(false);
+    let r = feed(
+        &mut t,
+        &[
+            (
+                "contentBlockStart",
+                r#"{"contentBlockIndex":0,"start":{"toolUse":{"toolUseId":"t1","name":"get_time"}}}"#,
+            ),
+            ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+            ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+        ],
+    );
+    assert_eq!(
+        deltas(&r)[2],
+        json!({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})
+    );
+    assert_eq!(r.len(), 3, "a repeated stop sends nothing more");
+}
+
+#[test]
+fn tool_input_for_an_unknown_block_is_a_protocol_error() {
+    let mut t = mk_translator(false);
+    let mut out = BytesMut::new();
+    let err = t
+        .on_event(
+            "contentBlockDelta",
+            br#"{"contentBlockIndex":2,"delta":{"toolUse":{"input":"{}"}}}"#,
+            &mut out,
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::UpstreamProtocol(_)));
+}
+
+#[test]
+fn tool_use_stop_without_tool_calls_finishes_with_stop() {
+    let mut t = mk_translator(false);
+    let r = feed(&mut t, &[START, ("messageStop", r#"{"stopReason":"tool_use"}"#)]);
+    assert_eq!(r[1]["choices"][0]["finish_reason"], "stop");
+}
+
+#[test]
+fn max_tokens_stop_finishes_with_length() {
+    let mut t = mk_translator(false);
+    let r = feed(
+        &mut t,
+        &[START, ("messageStop", r#"{"stopReason":"max_tokens"}"#)],
+    );
+    assert_eq!(r[1]["choices"][0]["finish_reason"], "length");
+}
+
+#[test]
+fn malformed_stop_reason_is_an_error_record_without_done() {
+    let mut t = mk_translator(true);
+    let r = feed(
+        &mut t,
+        &[
+            START,
+            ("messageStop", r#"{"stopReason":"malformed_tool_use"}"#),
+            METADATA,
+        ],
+    );
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[1]["error"]["code"], "malformed_tool_use");
+    assert_eq!(r[1]["error"]["type"], "server_error");
+    assert!(t.is_finished());
+    let mut out = BytesMut::new();
+    t.on_upstream_end(&mut out);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn reasoning_and_unknown_events_are_ignored() {
+    let mut t = mk_translator(false);
+    feed(&mut t, &[START]);
+    let r = feed(
+        &mut t,
+        &[
+            (
+                "contentBlockDelta",
+                r#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"hmm"}}}"#,
+            ),
+            (
+                "contentBlockDelta",
+                r#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"signature":"sig"}}}"#,
+            ),
+            ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+            ("somethingNew", "not even json"),
+        ],
+    );
+    assert!(r.is_empty());
+}
+
+#[test]
+fn malformed_payload_is_an_error_for_the_caller() {
+    let mut t = mk_translator(false);
+    let mut out = BytesMut::new();
+    for (event, payload) in [
+        ("contentBlockDelta", "{not json"),
+        ("messageStop", r#"{"reason":"x"}"#),
+        ("contentBlockStop", r#"{"contentBlockIndex":"zero"}"#),
+    ] {
+        let err = t.on_event(event, payload.as_bytes(), &mut out).unwrap_err();
+        assert!(matches!(err, Error::UpstreamProtocol(_)), "{event}");
+    }
+    assert!(out.is_empty());
+    t.on_failure(&Error::UpstreamProtocol("bad".into()), &mut out);
+    let r = records(&out);
+    assert_eq!(r[0]["error"]["code"], "upstream_protocol_error");
+    assert!(t.is_finished());
+}
+
+#[test]
+fn metadata_after_message_stop_ends_with_done_and_missing_metadata_ends_at_upstream_end() {
+    let mut t = mk_translator(true);
+    let mut out = BytesMut::new();
+    for (e, p) in [START, STOP_END] {
+        t.on_event(e, p.as_bytes(), &mut out).unwrap();
+    }
+    assert!(!t.is_finished());
+    t.on_upstream_end(&mut out);
+    let r = records(&out);
+    assert_eq!(r.last().unwrap(), "[DONE]");
+    assert!(
+        r.iter().all(|r| r.get("choices") != Some(&json!([]))),
+        "no usage chunk without metadata"
+    );
+    assert!(t.is_finished());
+    assert_eq!(t.usage(), None);
+}
+
+#[test]
+fn upstream_end_before_message_stop_is_a_truncation_error() {
+    let mut t = mk_translator(false);
+    let mut out = BytesMut::new();
+    t.on_event(START.0, START.1.as_bytes(), &mut out).unwrap();
+    t.on_upstream_end(&mut out);
+    let r = records(&out);
+    assert_eq!(
+        r[1],
+        json!({"error": {"message": "the Bedrock stream ended before the response was complete",
+                         "type": "server_error", "param": null, "code": "upstream_stream_truncated"}})
+    );
+    assert!(t.is_finished());
+}
+
+#[test]
+fn exception_frame_becomes_a_final_error_record() {
+    let mut t = mk_translator(false);
+    let mut out = BytesMut::new();
+    t.on_event(START.0, START.1.as_bytes(), &mut out).unwrap();
+    let m = mk_message(
+        &[
+            (":exception-type", "throttlingException"),
+            (":content-type", "application/json"),
+            (":message-type", "exception"),
+        ],
+        r#"{"message":"Too many requests, please wait before trying again."}"#,
+    );
+    t.on_message(&m, &mut out).unwrap();
+    let r = records(&out);
+    assert_eq!(
+        r[1],
+        json!({"error": {"message": "Too many requests, please wait before trying again.",
+                         "type": "rate_limit_error", "param": null, "code": "rate_limit_exceeded"}})
+    );
+    assert!(t.is_finished());
+    let before = out.len();
+    t.on_message(
+        &mk_message(
+            &[(":message-type", "event"), (":event-type", "contentBlockDelta")],
+            "{}",
+        ),
+        &mut out,
+    )
+    .unwrap();
+    t.on_upstream_end(&mut out);
+    t.on_failure(&Error::Internal("late"), &mut out);
+    assert_eq!(out.len(), before, "nothing follows the error record");
+}
+
+#[test]
+fn exception_without_a_readable_message_uses_its_type() {
+    let mut t = mk_translator(false);
+    let mut out = BytesMut::new();
+    let m = mk_message(
+        &[
+            (":exception-type", "modelStreamErrorException"),
+            (":message-type", "exception"),
+        ],
+        "<html>",
+    );
+    t.on_message(&m, &mut out).unwrap();
+    let r = records(&out);
+    assert_eq!(r[0]["error"]["message"], "modelStreamErrorException");
+    assert_eq!(r[0]["error"]["code"], "upstream_stream_error");
+}
+
+#[test]
+fn error_frame_uses_its_headers() {
+    let mut t = mk_translator(false);
+    let mut out = BytesMut::new();
+    let m = mk_message(
+        &[
+            (":message-type", "error"),
+            (":error-code", "InternalFailure"),
+            (":error-message", "something broke"),
+        ],
+        "",
+    );
+    t.on_message(&m, &mut out).unwrap();
+    let r = records(&out);
+    assert_eq!(r[0]["error"]["message"], "something broke");
+    assert_eq!(r[0]["error"]["type"], "server_error");
+    assert!(t.is_finished());
+}
+
+#[test]
+fn message_without_type_header_is_an_error_for_the_caller() {
+    let mut t = mk_translator(false);
+    let mut out = BytesMut::new();
+    let err = t
+        .on_message(&mk_message(&[(":event-type", "messageStart")], "{}"), &mut out)
+        .unwrap_err();
+    assert!(matches!(err, Error::UpstreamProtocol(_)));
+}
+
+#[test]
+fn event_message_is_dispatched_by_its_event_type() {
+    let mut t = mk_translator(false);
+    let mut out = BytesMut::new();
+    let m = mk_message(
+        &[
+            (":event-type", "contentBlockDelta"),
+            (":content-type", "application/json"),
+            (":message-type", "event"),
+        ],
+        r#"{"contentBlockIndex":0,"delta":{"text":"Hi"},"p":"abcd"}"#,
+    );
+    t.on_message(&m, &mut out).unwrap();
+    assert_eq!(deltas(&records(&out))[1], json!({"content": "Hi"}));
+}
+
+#[test]
+fn on_failure_writes_the_errors_own_fields() {
+    let mut t = mk_translator(false);
+    let mut out = BytesMut::new();
+    t.on_failure(&Error::UpstreamTimeout(crate::error::TimeoutKind::Idle), &mut out);
+    let r = records(&out);
+    assert_eq!(
+        r[0],
+        json!({"error": {"message": "timed out waiting for Bedrock (idle)", "type": "server_error",
+                         "param": null, "code": "timeout"}})
+    );
+}
+
+#[test]
+fn parser_reuses_its_buffers_across_payloads_of_different_sizes() {
+    let mut t = mk_translator(false);
+    let long = "x".repeat(5000);
+    let r = feed_owned(&mut t, &[text(0, &long), text(0, "y"), text(0, "a\"b\\c\u{1}")]);
+    assert_eq!(deltas(&r)[1]["content"].as_str().unwrap().len(), 5000);
+    assert_eq!(deltas(&r)[2], json!({"content": "y"}));
+    assert_eq!(deltas(&r)[3], json!({"content": "a\"b\\c\u{1}"}));
+}
