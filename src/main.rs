@@ -119,8 +119,11 @@ async fn run(command: Command) -> Result<(), StartError> {
             let auth = server::default_auth(&config).await?;
             let gateway = server::build(config, auth)?;
             let listener = bind(gateway.shared().config.listen).await?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| StartError::Other(e.to_string()))?;
             tracing::info!(
-                addr = %gateway.shared().config.listen,
+                %addr,
                 models = gateway.shared().models.len(),
                 auth = ?gateway.shared().upstream.auth(),
                 "ai-gateway listening"

@@ -194,3 +194,33 @@ async fn unknown_path_is_404_and_wrong_method_is_405() {
     assert_eq!(reply.status, 405);
     reply.error();
 }
+
+#[tokio::test]
+async fn slow_response_headers_are_504_timeout() {
+    let env = TestEnv::start_with(|c| c.timeouts.response_headers_ms = 300).await;
+    let reply = env
+        .post_json(
+            "/v1/chat/completions",
+            &chat("claude-3-haiku", "x mock:stall_ms=3000", false),
+        )
+        .await;
+    assert_eq!(reply.status, 504, "{}", reply.text());
+    assert_eq!(reply.error()["code"], "timeout");
+    assert_eq!(reply.headers["x-should-retry"], "true");
+}
+
+#[tokio::test]
+async fn upstream_reset_mid_stream_ends_with_an_error_record() {
+    let env = TestEnv::start().await;
+    let reply = env
+        .post_json(
+            "/v1/chat/completions",
+            &chat("claude-3-haiku", "x mock:reset", true),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let data = reply.sse_data();
+    assert!(!data.contains(&"[DONE]".to_owned()), "{data:?}");
+    let last: serde_json::Value = serde_json::from_str(data.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["type"], "server_error");
+}
