@@ -3,6 +3,10 @@
 
 use bytes::BufMut;
 
+/// simd-json's reusable parse buffers, re-exported for callers outside the crate (benches, fuzz
+/// targets) so they need not depend on simd-json themselves.
+pub use simd_json::Buffers as ParseBuffers;
+
 /// Writes `s` as a JSON string literal (with quotes), escaping per RFC 8259.
 pub fn write_str<B: BufMut>(out: &mut B, s: &str) {
     out.put_u8(b'"');

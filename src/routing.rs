@@ -45,6 +45,18 @@ pub struct ModelEntry {
     pub owned_by: Option<String>,
 }
 
+impl ModelEntry {
+    /// A Bedrock entry with only a model id; everything else defaults.
+    pub fn new(model_id: impl Into<String>) -> Self {
+        Self {
+            provider: default_provider(),
+            model_id: model_id.into(),
+            region: None,
+            owned_by: None,
+        }
+    }
+}
+
 fn default_provider() -> String {
     "bedrock".to_owned()
 }

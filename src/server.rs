@@ -17,7 +17,7 @@ use crate::config::{Config, ConfigErrors};
 use crate::routing::ModelTable;
 use crate::service::Gateway;
 use crate::upstream::Upstream;
-use crate::upstream::sigv4::{BearerToken, SigV4Signer, UpstreamAuth};
+use crate::upstream::sigv4::{BearerToken, UpstreamAuth};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,15 @@ pub async fn default_auth(config: &Config) -> Result<UpstreamAuth, StartError> {
     {
         return Ok(UpstreamAuth::Bearer(BearerToken::new(key.trim().to_owned())));
     }
-    Ok(UpstreamAuth::SigV4(SigV4Signer::from_default_chain().await))
+    #[cfg(feature = "default-credentials")]
+    return Ok(UpstreamAuth::SigV4(
+        crate::upstream::sigv4::SigV4Signer::from_default_chain().await,
+    ));
+    #[cfg(not(feature = "default-credentials"))]
+    Err(StartError::Other(
+        "built without the default-credentials feature: set AWS_BEARER_TOKEN_BEDROCK or bedrock.api_key_file"
+            .into(),
+    ))
 }
 
 /// Validates the configuration, loads the model table and builds the service.

@@ -158,6 +158,7 @@ impl SigV4Signer {
 
     /// The aws-config default chain (environment, profile, web identity/IRSA, ECS container,
     /// IMDS), cached here and refreshed before expiry.
+    #[cfg(feature = "default-credentials")]
     pub async fn from_default_chain() -> Self {
         let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
             .build()

@@ -1,0 +1,83 @@
+//! Valid event-stream frames (correct CRCs) around fuzzed JSON payloads and event types, so the
+//! fuzzer gets past the framing into the translator's state machine. Checks the OpenAI stream
+//! invariants clients rely on.
+#![no_main]
+
+use ai_gateway::bedrock::eventstream::{EventDecoder, encode_event, encode_exception};
+use ai_gateway::translate::response::ResponseMeta;
+use ai_gateway::translate::stream::StreamTranslator;
+use arbitrary::Arbitrary;
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+
+const EVENTS: [&str; 8] = [
+    "messageStart",
+    "contentBlockStart",
+    "contentBlockDelta",
+    "contentBlockStop",
+    "messageStop",
+    "metadata",
+    "someFutureEvent",
+    "",
+];
+
+#[derive(Debug, Arbitrary)]
+enum Frame {
+    Event { kind: u8, payload: String },
+    Exception { payload: String },
+}
+
+fuzz_target!(|frames: Vec<Frame>| {
+    let mut wire = Vec::new();
+    for frame in &frames {
+        match frame {
+            Frame::Event { kind, payload } => {
+                encode_event(EVENTS[usize::from(*kind) % EVENTS.len()], payload.as_bytes(), &mut wire)
+            }
+            Frame::Exception { payload } => encode_exception("throttlingException", payload.as_bytes(), &mut wire),
+        }
+    }
+    let meta = ResponseMeta { id: "chatcmpl-fuzz", created: 1, model: "fuzz" };
+    let mut translator = StreamTranslator::new(&meta, true);
+    let mut decoder = EventDecoder::new(1 << 20);
+    decoder.push(&wire);
+    let mut out = BytesMut::new();
+    while !translator.is_finished() {
+        match decoder.next_message().expect("frames written by the encoder decode") {
+            Some(message) => {
+                if let Err(e) = translator.on_message(&message, &mut out) {
+                    translator.on_failure(&e, &mut out);
+                }
+            }
+            None => break,
+        }
+    }
+    translator.on_upstream_end(&mut out);
+
+    let text = std::str::from_utf8(&out).expect("UTF-8");
+    let mut roles = 0;
+    let mut tool_ids = std::collections::HashMap::new();
+    for record in text.split_terminator("\n\n") {
+        let data = record.strip_prefix("data: ").expect("data line");
+        if data == "[DONE]" {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(data).expect("JSON record");
+        let Some(delta) = v["choices"].get(0).map(|c| &c["delta"]) else { continue };
+        if delta.get("role").is_some() {
+            roles += 1;
+        }
+        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+            let index = call["index"].as_u64().expect("tool call index");
+            if let Some(id) = call.get("id") {
+                assert!(tool_ids.insert(index, id.clone()).is_none(), "tool call id repeated for index {index}");
+            } else {
+                assert!(tool_ids.contains_key(&index), "arguments before the tool call's opening delta");
+            }
+        }
+    }
+    assert!(roles <= 1, "role sent {roles} times");
+    let mut indices: Vec<u64> = tool_ids.keys().copied().collect();
+    indices.sort_unstable();
+    assert!(indices.iter().enumerate().all(|(i, &k)| k == i as u64), "tool call indices not dense: {indices:?}");
+});
