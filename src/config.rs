@@ -65,6 +65,8 @@ pub struct BedrockConfig {
     pub pool_max_idle_per_host: usize,
     /// How long an idle pooled connection is kept, in milliseconds.
     pub pool_idle_timeout_ms: u64,
+    /// Retries of requests that failed before Bedrock produced anything.
+    pub retries: crate::upstream::retry::RetryPolicy,
 }
 
 impl Default for BedrockConfig {
@@ -75,6 +77,7 @@ impl Default for BedrockConfig {
             api_key_file: None,
             pool_max_idle_per_host: 256,
             pool_idle_timeout_ms: 90_000,
+            retries: crate::upstream::retry::RetryPolicy::default(),
         }
     }
 }

@@ -129,6 +129,11 @@ pub struct MockConfig {
     pub verify_signatures: bool,
     /// If set, the credential scope's region must be this one.
     pub region: Option<String>,
+    /// The first this many authenticated requests fail with `fail_status` (retry tests).
+    pub fail_first: u64,
+    /// Status of those failures: 429 (`ThrottlingException`), 500 (`InternalServerException`)
+    /// or 503 (`ServiceUnavailableException`, also used for anything else).
+    pub fail_status: u16,
 }
 
 impl Default for MockConfig {
@@ -139,6 +144,8 @@ impl Default for MockConfig {
             bearer_token: None,
             verify_signatures: true,
             region: None,
+            fail_first: 0,
+            fail_status: 503,
         }
     }
 }
@@ -167,6 +174,8 @@ impl fmt::Debug for MockConfig {
             )
             .field("verify_signatures", &self.verify_signatures)
             .field("region", &self.region)
+            .field("fail_first", &self.fail_first)
+            .field("fail_status", &self.fail_status)
             .finish()
     }
 }
@@ -203,6 +212,7 @@ struct Counters {
     active_streams: AtomicU64,
     cancelled_streams: AtomicU64,
     frames_sent: AtomicU64,
+    failed_on_purpose: AtomicU64,
 }
 
 struct State {
@@ -434,6 +444,22 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
         let (status, name, message) = failure.parts();
         tracing::debug!(%status, error = name, path, "mock bedrock: request refused");
         return error(&request_id, status, name, &message);
+    }
+
+    if state.config.fail_first > 0
+        && state.counters.failed_on_purpose.fetch_add(1, Ordering::Relaxed) < state.config.fail_first
+    {
+        let (status, name) = match state.config.fail_status {
+            429 => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),
+            500 => (StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException"),
+            _ => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableException"),
+        };
+        return error(
+            &request_id,
+            status,
+            name,
+            "Injected failure (MockConfig::fail_first).",
+        );
     }
 
     let Some((operation, model)) = route else {

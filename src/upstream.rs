@@ -5,6 +5,7 @@
 //! turned into [`Error::Upstream`] with Bedrock's error name and message, so callers only ever
 //! see a successful response or an edge error.
 
+pub mod retry;
 pub mod sigv4;
 
 use std::time::Duration;
@@ -21,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::config::Config;
 use crate::error::{Error, TimeoutKind, bedrock_error_name};
 use crate::routing::Route;
+use retry::RetryPolicy;
 use sigv4::UpstreamAuth;
 
 /// Largest Bedrock error body read to extract its message.
@@ -41,6 +43,7 @@ pub struct Upstream {
     auth: UpstreamAuth,
     response_headers: Duration,
     idle: Duration,
+    retries: RetryPolicy,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -85,6 +88,7 @@ impl Upstream {
             auth,
             response_headers: config.timeouts.response_headers(),
             idle: config.timeouts.idle(),
+            retries: config.bedrock.retries.clone(),
         })
     }
 
@@ -94,8 +98,34 @@ impl Upstream {
     }
 
     /// Signs and sends a Converse or ConverseStream request, returning a 2xx response or the
-    /// mapped error.
+    /// mapped error. Failures before Bedrock produced anything are retried per
+    /// `bedrock.retries` (see [`retry`]); each attempt is signed afresh.
     pub async fn send(
+        &self,
+        route: &Route,
+        operation: Operation,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, Error> {
+        let started = std::time::Instant::now();
+        let mut attempt = 0;
+        loop {
+            let error = match self.send_once(route, operation, body.clone()).await {
+                Ok(response) => return Ok(response),
+                Err(error) => error,
+            };
+            let Some(wait) = self
+                .retries
+                .next_wait(attempt, &error, started.elapsed(), fastrand::f64())
+            else {
+                return Err(error);
+            };
+            tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying Bedrock request");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    async fn send_once(
         &self,
         route: &Route,
         operation: Operation,

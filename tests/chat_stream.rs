@@ -152,13 +152,11 @@ async fn mid_stream_exception_becomes_a_final_error_record_without_done() {
         )
         .await;
     assert_eq!(reply.status, 200);
-    let data = reply.sse_data();
-    assert!(!data.contains(&"[DONE]".to_owned()), "{data:?}");
-    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
-    assert_eq!(last["error"]["type"], "server_error");
-    assert_eq!(last["error"]["code"], "upstream_stream_error");
+    let error = reply.stream_error();
+    assert_eq!(error["type"], "server_error");
+    assert_eq!(error["code"], "upstream_stream_error");
     assert!(
-        !content_of(&data).is_empty(),
+        !content_of(&reply.sse_data()).is_empty(),
         "text before the failure is delivered"
     );
 }
@@ -172,9 +170,7 @@ async fn truncated_upstream_stream_ends_with_an_error_record() {
             &chat("claude-3-haiku", "x mock:truncate", true),
         )
         .await;
-    let data = reply.sse_data();
-    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
-    assert_eq!(last["error"]["code"], "upstream_stream_truncated");
+    assert_eq!(reply.stream_error()["code"], "upstream_stream_truncated");
 }
 
 #[tokio::test]
@@ -187,9 +183,7 @@ async fn corrupt_frame_ends_the_stream_with_an_error_record() {
         )
         .await;
     assert_eq!(reply.status, 200);
-    let data = reply.sse_data();
-    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
-    assert_eq!(last["error"]["code"], "upstream_protocol_error");
+    assert_eq!(reply.stream_error()["code"], "upstream_protocol_error");
 }
 
 #[tokio::test]
@@ -202,10 +196,7 @@ async fn idle_upstream_times_out_with_an_error_record() {
         )
         .await;
     assert_eq!(reply.status, 200);
-    let data = reply.sse_data();
-    let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
-    assert_eq!(last["error"]["code"], "timeout");
-    assert!(!data.contains(&"[DONE]".to_owned()));
+    assert_eq!(reply.stream_error()["code"], "timeout");
 }
 
 #[tokio::test]

@@ -385,21 +385,11 @@ async fn mock_bedrock_command_serves_and_checks_signatures() {
     let addr = unused_addr();
     let mut cmd = base_command(home.path());
     cmd.arg("mock-bedrock").arg("--listen").arg(addr.to_string());
-    let child = cmd.spawn().unwrap();
-    let gw = Gateway {
-        child,
-        addr,
-        client: support::client(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mock = spawn_and_wait(cmd, addr).await;
     // Unsigned: refused as Bedrock would.
     let request = http::Request::post(format!("http://{addr}/model/amazon.nova-lite-v1%3A0/converse"))
         .header("content-type", "application/json");
-    let reply = support::send(&gw.client, request, bytes::Bytes::from_static(b"{}")).await;
+    let reply = support::send(&mock.client, request, bytes::Bytes::from_static(b"{}")).await;
     assert_eq!(reply.status, 403);
     assert!(
         reply.headers["x-amzn-errortype"]

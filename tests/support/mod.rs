@@ -139,6 +139,25 @@ impl Reply {
         sse_data(&self.text())
     }
 
+    /// For a stream that failed after its headers: asserts that the last record is an error
+    /// object with all four keys and that no `[DONE]` was sent, and returns the error object.
+    pub fn stream_error(&self) -> Value {
+        let data = self.sse_data();
+        assert!(
+            !data.iter().any(|d| d == "[DONE]"),
+            "[DONE] after an error: {data:?}"
+        );
+        let last: Value = serde_json::from_str(data.last().expect("at least one record")).unwrap();
+        let e = last
+            .get("error")
+            .unwrap_or_else(|| panic!("last record is not an error: {last}"))
+            .clone();
+        for key in ["message", "type", "param", "code"] {
+            assert!(e.get(key).is_some(), "error record lacks `{key}`: {e}");
+        }
+        e
+    }
+
     /// Asserts an OpenAI error body with all four keys and returns it.
     pub fn error(&self) -> Value {
         let v = self.json();
