@@ -11,6 +11,7 @@
 //! | `POST /model/{modelId}/converse` | 200 JSON (`output.message`, `stopReason`, `usage`, `metrics`) |
 //! | `POST /model/{modelId}/converse-stream` | 200 `application/vnd.amazon.eventstream`, frames sent one by one as produced |
 //! | anything else (including `invoke`) | 404 `UnknownOperationException` |
+//! | `GET /__mock/last-request` | the last request's body, with its path in `x-mock-path` (no authentication; for out-of-process tests) |
 //!
 //! Every reply carries `x-amzn-RequestId`. Errors carry
 //! `x-amzn-ErrorType: <Name>:http://internal.amazon.com/coral/com.amazon.bedrock/` and the body
@@ -113,6 +114,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 const MAX_REQUEST_BODY_BYTES: usize = 25_000_000;
 /// Longest model id Bedrock accepts.
 const MAX_MODEL_ID_CHARS: usize = 2048;
+/// `GET` here returns the body of the last Bedrock request received, unauthenticated, with its
+/// path in `x-mock-path`: how tests outside the process (the Python suite) inspect what the
+/// gateway sent. Not counted as a call and not recorded.
+pub const LAST_REQUEST_PATH: &str = "/__mock/last-request";
 /// The suffix of every `x-amzn-ErrorType` value.
 const ERROR_TYPE_SUFFIX: &str = ":http://internal.amazon.com/coral/com.amazon.bedrock/";
 
@@ -413,6 +418,9 @@ fn route<'p>(method: &Method, path: &'p str) -> Option<(Operation, &'p str)> {
 async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
     let started = Instant::now();
     let request_id = request_id();
+    if req.method() == Method::GET && req.uri().path() == LAST_REQUEST_PATH {
+        return last_request_response(state);
+    }
     state.counters.calls.fetch_add(1, Ordering::Relaxed);
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_REQUEST_BODY_BYTES).collect().await {
@@ -581,6 +589,26 @@ fn record(state: &State, parts: &http::request::Parts, body: &Bytes) {
 }
 
 /// An error in Bedrock's wire shape.
+fn last_request_response(state: &State) -> Response<MockBody> {
+    let last = state
+        .last_request
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let Some(last) = last else {
+        let mut response = Response::new(MockBody::full(Bytes::new()));
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        return response;
+    };
+    let mut response = Response::new(MockBody::full(last.body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(path) = HeaderValue::from_str(&last.path) {
+        headers.insert("x-mock-path", path);
+    }
+    response
+}
+
 fn error(request_id: &str, status: StatusCode, name: &str, message: &str) -> Response<MockBody> {
     let mut body = Vec::with_capacity(message.len() + 16);
     body.extend_from_slice(b"{\"message\":");

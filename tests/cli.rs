@@ -398,3 +398,68 @@ async fn mock_bedrock_command_serves_and_checks_signatures() {
             .starts_with("MissingAuthenticationTokenException")
     );
 }
+
+#[tokio::test]
+async fn sigterm_lets_an_open_stream_finish_and_refuses_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_files(dir.path());
+    let mock = mock(MockConfig::default()).await;
+    let mut cmd = base_command(dir.path());
+    serve_args(&mut cmd, &config, &mock);
+    cmd.env("AWS_ACCESS_KEY_ID", MOCK_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", MOCK_SECRET_ACCESS_KEY);
+    let mut gw = start(cmd).await;
+
+    let body = serde_json::to_vec(&chat(
+        "claude-3-haiku",
+        "x mock:frames=10 mock:delay_ms=100",
+        true,
+    ))
+    .unwrap();
+    let request = http::Request::post(format!("http://{}/v1/chat/completions", gw.addr))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let response = gw.client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut reader = support::SseReader::new(response);
+    reader.next().await.expect("first chunk before the signal");
+
+    let pid = gw.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // The listener closes at once; the open stream keeps going.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(gw.addr).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "still accepting connections after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut rest = Vec::new();
+    while let Some((data, _)) = reader.next().await {
+        rest.push(data);
+    }
+    assert_eq!(
+        rest.last().map(String::as_str),
+        Some("[DONE]"),
+        "the in-flight stream completed: {rest:?}"
+    );
+    assert_eq!(support::content_of(&rest).matches("tok").count(), 10);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after the drain");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+}
