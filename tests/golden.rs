@@ -4,7 +4,9 @@
 //! same bytes. `BLESS=1 cargo test --test golden` rewrites the expected files; read the diff.
 //!
 //! A case directory holds:
-//! - `case.yaml`: the values the gateway injects (id, clock, alias) and the options;
+//! - `case.yaml`: the values the gateway injects (id, clock, alias), the options (gateway-wide
+//!   and the model's, as model-mapping.yaml writes them), and the request fields the gateway
+//!   reports as ignored (`ignored`, the `x-ai-gateway-ignored-params` value);
 //! - `openai_request.json`: what the client sends;
 //! - `bedrock_request.json` (the Converse body, compared as JSON values) or
 //!   `expected_error.json` (the 400 body, exact bytes) when the request is rejected;
@@ -24,8 +26,10 @@ use std::path::{Path, PathBuf};
 use ai_gateway::Error;
 use ai_gateway::bedrock::eventstream::{EventDecoder, encode_event, encode_exception};
 use ai_gateway::openai::request::ChatCompletionRequest;
-use ai_gateway::translate::request::{RequestOptions, TemperaturePolicy, to_converse};
-use ai_gateway::translate::response::{ResponseMeta, to_chat_completion};
+use ai_gateway::translate::request::{
+    Context, ModelOptions, RequestOptions, TemperaturePolicy, Translation, to_converse_with,
+};
+use ai_gateway::translate::response::{ResponseMeta, ResponseShape, to_chat_completion_with};
 use ai_gateway::translate::stream::StreamTranslator;
 use bytes::BytesMut;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -65,6 +69,12 @@ struct CaseSpec {
     /// Translation options, as the config would set them.
     #[serde(default)]
     options: CaseOptions,
+    /// The model's options, as its model-mapping.yaml entry would set them.
+    #[serde(default)]
+    model_options: ModelOptions,
+    /// The request fields reported as ignored, comma-separated.
+    #[serde(default)]
+    ignored: String,
 }
 
 fn ok_status() -> u16 {
@@ -163,13 +173,25 @@ fn meta(spec: &CaseSpec) -> ResponseMeta<'_> {
     }
 }
 
-/// The request half of a case: parse, translate, compare; `false` when the request is rejected.
-fn run_request(dir: &Path, spec: &CaseSpec) -> bool {
+/// The request half of a case: parse, translate, compare; the reply shape the translation
+/// decided, or `None` when the request is rejected.
+fn run_request(dir: &Path, spec: &CaseSpec) -> Option<ResponseShape> {
     let mut body = read(dir, "openai_request.json");
     let mut buffers = simd_json::Buffers::default();
     let opts = RequestOptions {
         temperature: spec.options.temperature,
         default_max_tokens: spec.options.default_max_tokens,
+    };
+    assert!(
+        spec.model_options.problems().is_empty(),
+        "{}: model_options: {:?}",
+        dir.display(),
+        spec.model_options.problems()
+    );
+    let cx = Context {
+        options: &opts,
+        model: &spec.model_options,
+        images: &[],
     };
     let translated = ChatCompletionRequest::parse(&mut body, &mut buffers).and_then(|req| {
         assert_eq!(req.model, spec.model, "{}: model", dir.display());
@@ -181,18 +203,19 @@ fn run_request(dir: &Path, spec: &CaseSpec) -> bool {
             dir.display()
         );
         let mut out = Vec::new();
-        to_converse(&req, &opts, &mut out).map(|()| out)
+        to_converse_with(&req, &cx, &mut out).map(|t| (out, t))
     });
     let expects_error = dir.join("expected_error.json").is_file();
     match translated {
-        Ok(converse) => {
+        Ok((converse, Translation { response, ignored })) => {
             assert!(
                 !expects_error || bless(),
                 "{}: request was accepted",
                 dir.display()
             );
             check_json(dir, "bedrock_request.json", &converse);
-            true
+            assert_eq!(ignored.to_string(), spec.ignored, "{}: ignored", dir.display());
+            Some(response)
         }
         Err(invalid) => {
             assert!(
@@ -205,7 +228,7 @@ fn run_request(dir: &Path, spec: &CaseSpec) -> bool {
             let mut out = Vec::new();
             err.write_body(&mut out);
             check_exact(dir, "expected_error.json", &out);
-            false
+            None
         }
     }
 }
@@ -223,10 +246,10 @@ fn check_upstream_path(dir: &Path, spec: &CaseSpec) {
     assert_eq!(spec.upstream_path, path, "{}: upstream_path", dir.display());
 }
 
-fn run_unary(dir: &Path, spec: &CaseSpec) {
+fn run_unary(dir: &Path, spec: &CaseSpec, shape: &ResponseShape) {
     let mut body = read(dir, "bedrock_response.json");
     let mut out = Vec::new();
-    let status = match to_chat_completion(&mut body, &meta(spec), &mut out) {
+    let status = match to_chat_completion_with(&mut body, &meta(spec), shape, &mut out) {
         Ok(_) => 200,
         Err(e) => {
             out.clear();
@@ -260,9 +283,9 @@ fn encode_stream(dir: &Path) -> Vec<u8> {
 }
 
 /// What the SSE body does with an upstream body delivered in `split`-byte pieces.
-fn translate_stream(frames: &[u8], split: usize, spec: &CaseSpec) -> Vec<u8> {
+fn translate_stream(frames: &[u8], split: usize, spec: &CaseSpec, shape: &ResponseShape) -> Vec<u8> {
     let mut decoder = EventDecoder::default();
-    let mut translator = StreamTranslator::new(&meta(spec), spec.include_usage);
+    let mut translator = StreamTranslator::with_shape(&meta(spec), spec.include_usage, shape.clone());
     let mut out = BytesMut::new();
     'chunks: for chunk in frames.chunks(split) {
         decoder.push(chunk);
@@ -292,11 +315,11 @@ fn translate_stream(frames: &[u8], split: usize, spec: &CaseSpec) -> Vec<u8> {
     out.to_vec()
 }
 
-fn run_stream(dir: &Path, spec: &CaseSpec) {
+fn run_stream(dir: &Path, spec: &CaseSpec, shape: &ResponseShape) {
     let frames = encode_stream(dir);
-    let whole = translate_stream(&frames, frames.len(), spec);
+    let whole = translate_stream(&frames, frames.len(), spec, shape);
     for split in 1..frames.len() {
-        let got = translate_stream(&frames, split, spec);
+        let got = translate_stream(&frames, split, spec, shape);
         assert!(
             got == whole,
             "{}: split {split} gives different bytes\n--- whole\n{}\n--- split\n{}",
@@ -313,7 +336,9 @@ fn golden_fixtures() {
     for dir in cases() {
         let spec = load_spec(&dir);
         check_upstream_path(&dir, &spec);
-        let accepted = run_request(&dir, &spec);
+        let shape = run_request(&dir, &spec);
+        let accepted = shape.is_some();
+        let shape = shape.unwrap_or_default();
         let unary = dir.join("bedrock_response.json").is_file();
         let stream = dir.join("bedrock_stream.jsonl").is_file();
         assert!(
@@ -328,11 +353,11 @@ fn golden_fixtures() {
         );
         if unary {
             assert!(!spec.stream, "{}: unary case with stream: true", dir.display());
-            run_unary(&dir, &spec);
+            run_unary(&dir, &spec, &shape);
         }
         if stream {
             assert!(spec.stream, "{}: stream case with stream: false", dir.display());
-            run_stream(&dir, &spec);
+            run_stream(&dir, &spec, &shape);
         }
     }
 }
@@ -344,7 +369,7 @@ fn tool_call_stream_matches_the_reference_transcript() {
     let dir = fixtures_dir().join("stream-tool-call-two-blocks");
     let spec = load_spec(&dir);
     let frames = encode_stream(&dir);
-    let got = translate_stream(&frames, 7, &spec);
+    let got = translate_stream(&frames, 7, &spec, &ResponseShape::default());
     let c = r#"data: {"id":"chatcmpl-7f3c9a2e-5b1d-4c8e-9a6f-0d2b4e6a8c10","object":"chat.completion.chunk","created":1714564800,"model":"claude-3-haiku","choices":"#;
     let expected = [
         r#"[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null}"#,

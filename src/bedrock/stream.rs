@@ -91,8 +91,8 @@ pub struct ContentBlockDeltaEvent<'a> {
     pub delta: ContentBlockDelta<'a>,
 }
 
-/// The `delta` union. `reasoningContent`, `citation`, `image` and `toolResult` members are
-/// skipped: the gateway does not surface them (yet).
+/// The `delta` union. `citation`, `image` and `toolResult` members are skipped: OpenAI's
+/// chunk has no place for them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContentBlockDelta<'a> {
@@ -102,6 +102,25 @@ pub struct ContentBlockDelta<'a> {
     /// A fragment of a tool call's JSON input.
     #[serde(borrow)]
     pub tool_use: Option<ToolUseBlockDelta<'a>>,
+    /// A piece of the model's reasoning.
+    #[serde(borrow)]
+    pub reasoning_content: Option<ReasoningContentBlockDelta<'a>>,
+}
+
+/// `delta.reasoningContent`: a union of `text`, `signature` (sent at the end of the block) and
+/// `redactedContent` (base64).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReasoningContentBlockDelta<'a> {
+    /// A piece of reasoning text.
+    #[serde(borrow)]
+    pub text: Option<&'a str>,
+    /// The signature over the block's reasoning text.
+    #[serde(borrow)]
+    pub signature: Option<&'a str>,
+    /// Encrypted reasoning.
+    #[serde(borrow)]
+    pub redacted_content: Option<&'a str>,
 }
 
 /// `delta.toolUse`: a fragment of the JSON text of the tool input, split anywhere.
@@ -181,6 +200,7 @@ mod tests {
             br#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"text":"hm"}},"p":"x"}"#.to_vec();
         let ev: ContentBlockDeltaEvent<'_> = simd_json::serde::from_slice(&mut raw).unwrap();
         assert!(ev.delta.text.is_none() && ev.delta.tool_use.is_none());
+        assert_eq!(ev.delta.reasoning_content.unwrap().text, Some("hm"));
     }
 
     #[test]

@@ -10,11 +10,13 @@
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
+use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use simd_json::{Buffers, ErrorType};
 
+use crate::bedrock::converse::{GuardrailConfig, JsonValue, PerformanceConfig, PromptVariables, StrMap};
 use crate::error::InvalidRequest;
 
 /// A `POST /v1/chat/completions` body. Every member OpenAI defines is read, so each one can be
@@ -41,8 +43,8 @@ pub struct ChatCompletionRequest<'a> {
     pub stop: Option<Stop<'a>>,
     /// `n`, the number of choices.
     pub n: Option<i64>,
-    /// `tools`: the number of entries.
-    pub tools: Option<usize>,
+    /// `tools`.
+    pub tools: Option<Vec<Tool<'a>>>,
     /// `tool_choice`.
     pub tool_choice: Option<ToolChoice<'a>>,
     /// `parallel_tool_calls`.
@@ -75,8 +77,8 @@ pub struct ChatCompletionRequest<'a> {
     pub prompt_cache_retention: Option<&'a str>,
     /// `prompt_cache_options` (present or not).
     pub prompt_cache_options: Option<Present>,
-    /// `metadata` (present or not).
-    pub metadata: Option<Present>,
+    /// `metadata`: string values only.
+    pub metadata: Option<StrMap<'a>>,
     /// `store`.
     pub store: Option<bool>,
     /// `service_tier`.
@@ -91,10 +93,12 @@ pub struct ChatCompletionRequest<'a> {
     pub web_search_options: Option<Present>,
     /// `moderation` (present or not).
     pub moderation: Option<Present>,
-    /// `functions` (deprecated; present or not).
-    pub functions: Option<Present>,
-    /// `function_call` (deprecated; present or not).
-    pub function_call: Option<Present>,
+    /// `functions`, the deprecated predecessor of `tools`.
+    pub functions: Option<Vec<FunctionDefinition<'a>>>,
+    /// `function_call`, the deprecated predecessor of `tool_choice`.
+    pub function_call: Option<FunctionCallChoice<'a>>,
+    /// `bedrock`: the gateway's extension object for Bedrock-only request members.
+    pub bedrock: Option<BedrockExtension<'a>>,
     /// Top-level keys the gateway does not know, in order of appearance.
     pub unknown: Vec<&'a str>,
 }
@@ -117,21 +121,125 @@ pub enum Stop<'a> {
     Many(Vec<&'a str>),
 }
 
-/// `tool_choice`: a mode string or an object naming tools.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ToolChoice<'a> {
-    /// `"none"`, `"auto"`, `"required"`.
-    Mode(&'a str),
-    /// `{"type": …, …}`: the type.
-    Object(Option<&'a str>),
+/// One element of `tools`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Tool<'a> {
+    /// `function` (or `custom`, which Bedrock cannot express).
+    #[serde(rename = "type", borrow)]
+    pub kind: &'a str,
+    /// The function of a `function` tool.
+    #[serde(borrow, default)]
+    pub function: Option<FunctionDefinition<'a>>,
+    /// Anthropic-style prompt-cache marker: cache everything up to and including this tool.
+    #[serde(borrow, default)]
+    pub cache_control: Option<CacheControl<'a>>,
 }
 
-/// `response_format`; only the type is read.
+/// A function a model may call (`tools[].function`, and the deprecated `functions[]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FunctionDefinition<'a> {
+    /// `[a-zA-Z0-9_-]{1,64}`.
+    #[serde(borrow)]
+    pub name: &'a str,
+    /// What the function does.
+    #[serde(borrow, default)]
+    pub description: Option<&'a str>,
+    /// JSON Schema of the arguments object.
+    #[serde(borrow, default)]
+    pub parameters: Option<JsonValue<'a>>,
+    /// Whether the arguments must follow the schema exactly.
+    #[serde(default)]
+    pub strict: Option<bool>,
+}
+
+/// `cache_control` (`{"type": "ephemeral", "ttl": "5m" | "1h"}`), the marker Anthropic-style
+/// clients put on system text, content parts, messages and tools.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct CacheControl<'a> {
+    /// `ephemeral`.
+    #[serde(rename = "type", borrow)]
+    pub kind: &'a str,
+    /// Time to live.
+    #[serde(borrow, default)]
+    pub ttl: Option<&'a str>,
+}
+
+/// `tool_choice`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice<'a> {
+    /// `"none"`, `"auto"`, `"required"` (or another string, which the translator rejects).
+    Mode(&'a str),
+    /// `{"type": "function", "function": {"name": …}}`.
+    Function(&'a str),
+    /// `{"type": "allowed_tools", "allowed_tools": {"mode": …, "tools": [{"type": "function",
+    /// "function": {"name": …}}, …]}}`.
+    AllowedTools {
+        /// `auto` or `required`.
+        mode: &'a str,
+        /// The function names, in order.
+        tools: Vec<&'a str>,
+    },
+    /// An object of another `type` (`custom`, …).
+    Other(&'a str),
+}
+
+/// `function_call`, the deprecated form of `tool_choice`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionCallChoice<'a> {
+    /// `"none"` or `"auto"`.
+    Mode(&'a str),
+    /// `{"name": …}`: call this function.
+    Name(&'a str),
+}
+
+/// `response_format`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ResponseFormat<'a> {
     /// `text`, `json_object` or `json_schema`.
     #[serde(rename = "type", borrow)]
     pub kind: &'a str,
+    /// The schema of a `json_schema` format.
+    #[serde(borrow, default)]
+    pub json_schema: Option<JsonSchemaFormat<'a>>,
+}
+
+/// `response_format.json_schema`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct JsonSchemaFormat<'a> {
+    /// `[a-zA-Z0-9_-]{1,64}`.
+    #[serde(borrow)]
+    pub name: &'a str,
+    /// What the format is for.
+    #[serde(borrow, default)]
+    pub description: Option<&'a str>,
+    /// The JSON Schema.
+    #[serde(borrow, default)]
+    pub schema: Option<JsonValue<'a>>,
+    /// Whether the output must follow the schema exactly.
+    #[serde(default)]
+    pub strict: Option<bool>,
+}
+
+/// `bedrock`: Bedrock-only request members, in Bedrock's own names and shapes (reference:
+/// bedrock-converse §4). OpenAI SDKs send it through `extra_body`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BedrockExtension<'a> {
+    /// Model-native parameters (`{"top_k": 50}`), merged over what the gateway derives.
+    #[serde(borrow, default)]
+    pub additional_model_request_fields: Option<JsonValue<'a>>,
+    /// A guardrail, replacing the model's configured default.
+    #[serde(borrow, default)]
+    pub guardrail_config: Option<GuardrailConfig<'a>>,
+    /// `{"latency": "standard" | "optimized"}`.
+    #[serde(borrow, default)]
+    pub performance_config: Option<PerformanceConfig<'a>>,
+    /// Pairs recorded with the invocation, merged over those taken from `user` and `metadata`.
+    #[serde(borrow, default)]
+    pub request_metadata: Option<StrMap<'a>>,
+    /// Variables of a prompt-management prompt.
+    #[serde(borrow, default)]
+    pub prompt_variables: Option<PromptVariables<'a>>,
 }
 
 /// A member whose value the gateway does not read, only whether it was set (non-null).
@@ -181,16 +289,49 @@ pub struct Message<'a> {
     pub content: Option<Content<'a>>,
     /// `name` (no Bedrock equivalent).
     pub name: Option<&'a str>,
-    /// `tool_calls` of an assistant message: the number of entries.
-    pub tool_calls: Option<usize>,
+    /// `tool_calls` of an assistant message.
+    pub tool_calls: Option<Vec<ToolCall<'a>>>,
     /// `tool_call_id` of a tool message.
     pub tool_call_id: Option<&'a str>,
     /// `refusal` of an assistant message.
     pub refusal: Option<&'a str>,
     /// `function_call` of an assistant message (deprecated).
-    pub function_call: Option<Present>,
+    pub function_call: Option<FunctionCall<'a>>,
     /// `audio` of an assistant message.
     pub audio: Option<Present>,
+    /// Extension: the reasoning text of an earlier assistant reply, sent back.
+    pub reasoning_content: Option<&'a str>,
+    /// Extension: the signature that came with `reasoning_content`.
+    pub reasoning_signature: Option<&'a str>,
+    /// Extension: encrypted reasoning blocks (base64) of an earlier assistant reply.
+    pub redacted_reasoning: Option<Vec<&'a str>>,
+    /// Anthropic-style cache marker on the whole message: cache up to its last block.
+    pub cache_control: Option<CacheControl<'a>>,
+}
+
+/// One element of an assistant message's `tool_calls`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ToolCall<'a> {
+    /// The call id, echoed by the `tool` message that answers it.
+    #[serde(borrow)]
+    pub id: &'a str,
+    /// `function` (or `custom`, which Bedrock cannot express).
+    #[serde(rename = "type", borrow, default)]
+    pub kind: Option<&'a str>,
+    /// The function called.
+    #[serde(borrow, default)]
+    pub function: Option<FunctionCall<'a>>,
+}
+
+/// A function call: name and the arguments as JSON text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct FunctionCall<'a> {
+    /// The function name.
+    #[serde(borrow)]
+    pub name: &'a str,
+    /// The arguments: a JSON object as text (as the model wrote it; may be invalid).
+    #[serde(borrow, default)]
+    pub arguments: &'a str,
 }
 
 /// Message content: a string or an array of parts.
@@ -212,13 +353,49 @@ pub struct ContentPart<'a> {
     /// `refusal` of a refusal part.
     pub refusal: Option<&'a str>,
     /// `image_url` of an image part.
-    pub image_url: Option<Present>,
+    pub image_url: Option<ImageUrl<'a>>,
     /// `input_audio` of an audio part.
-    pub input_audio: Option<Present>,
+    pub input_audio: Option<InputAudio<'a>>,
     /// `file` of a file part.
-    pub file: Option<Present>,
+    pub file: Option<FileRef<'a>>,
     /// `prompt_cache_breakpoint` on any part.
     pub prompt_cache_breakpoint: Option<Present>,
+    /// Anthropic-style cache marker on the part.
+    pub cache_control: Option<CacheControl<'a>>,
+}
+
+/// `image_url`: `{"url": …, "detail": …}` (a bare URL string is accepted too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageUrl<'a> {
+    /// A `data:` URL, or an `http(s)://` or `s3://` URL.
+    pub url: &'a str,
+    /// `auto`, `low`, `high` (Bedrock has no equivalent).
+    pub detail: Option<&'a str>,
+}
+
+/// `input_audio`: `{"data": "<base64>", "format": "wav" | "mp3"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct InputAudio<'a> {
+    /// Base64 audio.
+    #[serde(borrow)]
+    pub data: &'a str,
+    /// `wav` or `mp3`.
+    #[serde(borrow)]
+    pub format: &'a str,
+}
+
+/// `file`: inline data with a name, or the id of an uploaded file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct FileRef<'a> {
+    /// A `data:<mime>;base64,…` URL or bare base64.
+    #[serde(borrow, default)]
+    pub file_data: Option<&'a str>,
+    /// An OpenAI Files API id (not available through the gateway).
+    #[serde(borrow, default)]
+    pub file_id: Option<&'a str>,
+    /// The file's name (its extension may give the format).
+    #[serde(borrow, default)]
+    pub filename: Option<&'a str>,
 }
 
 // === impl ChatCompletionRequest ===
@@ -394,6 +571,20 @@ fn value<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
     map.next_value().map_err(|e| fault.at(Seg::Key(key), e))
 }
 
+/// Reads the current map value as an optional array of `T`, noting `key` and the index of a
+/// bad element on failure.
+fn seq<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+    map: &mut A,
+    fault: &mut Fault,
+    key: &'static str,
+) -> Result<Option<Vec<T>>, A::Error> {
+    map.next_value_seed(OptionSeed(SeqSeed {
+        fault: &mut *fault,
+        element: PhantomData,
+    }))
+    .map_err(|e| fault.at(Seg::Key(key), e))
+}
+
 // === top level ===
 
 struct ParsedRequest<'a> {
@@ -445,7 +636,7 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
                         .map_err(|e| fault.at(Seg::Key("stop"), e))?;
                 }
                 "n" => r.n = value(&mut map, fault, "n")?,
-                "tools" => r.tools = value::<Option<ArrayLen>, _>(&mut map, fault, "tools")?.map(|l| l.0),
+                "tools" => r.tools = seq(&mut map, fault, "tools")?,
                 "tool_choice" => r.tool_choice = value(&mut map, fault, "tool_choice")?,
                 "parallel_tool_calls" => {
                     r.parallel_tool_calls = value(&mut map, fault, "parallel_tool_calls")?;
@@ -480,7 +671,8 @@ impl<'de> Visitor<'de> for RequestVisitor<'_> {
                     r.web_search_options = value(&mut map, fault, "web_search_options")?;
                 }
                 "moderation" => r.moderation = value(&mut map, fault, "moderation")?,
-                "functions" => r.functions = value(&mut map, fault, "functions")?,
+                "functions" => r.functions = seq(&mut map, fault, "functions")?,
+                "bedrock" => r.bedrock = value(&mut map, fault, "bedrock")?,
                 "function_call" => r.function_call = value(&mut map, fault, "function_call")?,
                 other => {
                     map.next_value::<IgnoredAny>()?;
@@ -565,6 +757,10 @@ impl<'de> Visitor<'de> for MessageSeed<'_> {
             refusal: None,
             function_call: None,
             audio: None,
+            reasoning_content: None,
+            reasoning_signature: None,
+            redacted_reasoning: None,
+            cache_control: None,
         };
         while let Some(key) = map.next_key::<&'de str>()? {
             match key {
@@ -575,14 +771,18 @@ impl<'de> Visitor<'de> for MessageSeed<'_> {
                         .map_err(|e| fault.at(Seg::Key("content"), e))?;
                 }
                 "name" => m.name = value(&mut map, fault, "name")?,
-                "tool_calls" => {
-                    m.tool_calls = value::<Option<ArrayLen>, _>(&mut map, fault, "tool_calls")?.map(|l| l.0);
-                }
+                "tool_calls" => m.tool_calls = seq(&mut map, fault, "tool_calls")?,
                 "tool_call_id" => m.tool_call_id = value(&mut map, fault, "tool_call_id")?,
                 "refusal" => m.refusal = value(&mut map, fault, "refusal")?,
                 "function_call" => m.function_call = value(&mut map, fault, "function_call")?,
                 "audio" => m.audio = value(&mut map, fault, "audio")?,
-                // Extensions some clients echo back (`reasoning_content`, …) carry nothing
+                "reasoning_content" => m.reasoning_content = value(&mut map, fault, "reasoning_content")?,
+                "reasoning_signature" => {
+                    m.reasoning_signature = value(&mut map, fault, "reasoning_signature")?;
+                }
+                "redacted_reasoning" => m.redacted_reasoning = seq(&mut map, fault, "redacted_reasoning")?,
+                "cache_control" => m.cache_control = value(&mut map, fault, "cache_control")?,
+                // Other members some clients echo back (`annotations`, …) carry nothing
                 // Bedrock can use.
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -694,6 +894,7 @@ impl<'de> Visitor<'de> for PartSeed<'_> {
                 "prompt_cache_breakpoint" => {
                     p.prompt_cache_breakpoint = value(&mut map, fault, "prompt_cache_breakpoint")?;
                 }
+                "cache_control" => p.cache_control = value(&mut map, fault, "cache_control")?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -784,6 +985,74 @@ impl<'de> Deserialize<'de> for Present {
     }
 }
 
+/// An array of `T`, noting the index of a bad element.
+struct SeqSeed<'f, T> {
+    fault: &'f mut Fault,
+    element: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for SeqSeed<'_, T> {
+    type Value = Vec<T>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for SeqSeed<'_, T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut all = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(256));
+        loop {
+            let i = all.len();
+            match seq
+                .next_element::<T>()
+                .map_err(|e| self.fault.at(Seg::Index(i), e))?
+            {
+                Some(v) => all.push(v),
+                None => return Ok(all),
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NameRef<'a> {
+    #[serde(borrow)]
+    name: &'a str,
+}
+
+#[derive(Deserialize)]
+struct RawToolChoice<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(borrow, default)]
+    function: Option<NameRef<'a>>,
+    #[serde(borrow, default)]
+    allowed_tools: Option<RawAllowedTools<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawAllowedTools<'a> {
+    #[serde(borrow)]
+    mode: &'a str,
+    #[serde(borrow)]
+    tools: Vec<RawAllowedTool<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawAllowedTool<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(borrow, default)]
+    function: Option<NameRef<'a>>,
+}
+
 impl<'de> Deserialize<'de> for ToolChoice<'de> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ChoiceVisitor;
@@ -795,42 +1064,89 @@ impl<'de> Deserialize<'de> for ToolChoice<'de> {
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
                 Ok(ToolChoice::Mode(v))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut kind = None;
-                while let Some(key) = map.next_key::<&'de str>()? {
-                    if key == "type" {
-                        kind = map.next_value()?;
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let raw = RawToolChoice::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                match raw.kind {
+                    "function" => raw
+                        .function
+                        .map(|f| ToolChoice::Function(f.name))
+                        .ok_or_else(|| de::Error::missing_field("function")),
+                    "allowed_tools" => {
+                        let allowed = raw
+                            .allowed_tools
+                            .ok_or_else(|| de::Error::missing_field("allowed_tools"))?;
+                        let mut tools = Vec::with_capacity(allowed.tools.len());
+                        for tool in allowed.tools {
+                            match (tool.kind, tool.function) {
+                                ("function", Some(f)) => tools.push(f.name),
+                                ("function", None) => return Err(de::Error::missing_field("function")),
+                                (other, _) => {
+                                    return Err(de::Error::custom(format_args!(
+                                        "allowed tools of type `{other}` are not supported; use `function`"
+                                    )));
+                                }
+                            }
+                        }
+                        Ok(ToolChoice::AllowedTools {
+                            mode: allowed.mode,
+                            tools,
+                        })
                     }
+                    other => Ok(ToolChoice::Other(other)),
                 }
-                Ok(ToolChoice::Object(kind))
             }
         }
         deserializer.deserialize_any(ChoiceVisitor)
     }
 }
 
-/// The number of elements of an array whose elements are not read.
-struct ArrayLen(usize);
-
-impl<'de> Deserialize<'de> for ArrayLen {
+impl<'de> Deserialize<'de> for FunctionCallChoice<'de> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct LenVisitor;
-        impl<'de> Visitor<'de> for LenVisitor {
-            type Value = ArrayLen;
+        struct ChoiceVisitor;
+        impl<'de> Visitor<'de> for ChoiceVisitor {
+            type Value = FunctionCallChoice<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an array")
+                f.write_str("\"none\", \"auto\" or {\"name\": …}")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ArrayLen, A::Error> {
-                let mut n = 0;
-                while seq.next_element::<IgnoredAny>()?.is_some() {
-                    n += 1;
-                }
-                Ok(ArrayLen(n))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FunctionCallChoice::Mode(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                NameRef::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|n| FunctionCallChoice::Name(n.name))
             }
         }
-        deserializer.deserialize_seq(LenVisitor)
+        deserializer.deserialize_any(ChoiceVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for ImageUrl<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw<'a> {
+            #[serde(borrow)]
+            url: &'a str,
+            #[serde(borrow, default)]
+            detail: Option<&'a str>,
+        }
+        struct UrlVisitor;
+        impl<'de> Visitor<'de> for UrlVisitor {
+            type Value = ImageUrl<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object with `url`, or a URL string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(ImageUrl { url: v, detail: None })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let raw = Raw::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(ImageUrl {
+                    url: raw.url,
+                    detail: raw.detail,
+                })
+            }
+        }
+        deserializer.deserialize_any(UrlVisitor)
     }
 }
 

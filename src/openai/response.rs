@@ -49,6 +49,20 @@ pub struct ToolCall<'a> {
     pub arguments: &'a str,
 }
 
+/// The reasoning of a non-streamed assistant message (gateway extension, reference: mapping
+/// §6.3): `reasoning_content`, `reasoning_signature` and `redacted_reasoning`, each left out
+/// when empty. A client sends them back on the assistant message to continue a conversation
+/// with extended thinking.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MessageReasoning<'a> {
+    /// Reasoning text pieces, concatenated into `reasoning_content`.
+    pub text: &'a [&'a str],
+    /// The signature over the reasoning text.
+    pub signature: Option<&'a str>,
+    /// Encrypted reasoning blocks (base64).
+    pub redacted: &'a [&'a str],
+}
+
 /// Everything a `chat.completion` body holds besides its constants.
 #[derive(Debug, Clone, Copy)]
 pub struct ChatCompletion<'a> {
@@ -61,8 +75,13 @@ pub struct ChatCompletion<'a> {
     /// Text pieces concatenated into `message.content`. With no pieces, `content` is `null` when
     /// there are tool calls and `""` otherwise.
     pub content: &'a [&'a str],
+    /// The model's reasoning (extension members).
+    pub reasoning: MessageReasoning<'a>,
     /// `message.tool_calls`; the member is left out when empty.
     pub tool_calls: &'a [ToolCall<'a>],
+    /// `message.function_call` (deprecated form, for clients that sent `functions`); its `id`
+    /// is not sent.
+    pub function_call: Option<ToolCall<'a>>,
     /// `stop`, `length`, `tool_calls` or `content_filter`.
     pub finish_reason: &'a str,
     /// Token counts.
@@ -80,16 +99,37 @@ pub fn write_chat_completion<B: BufMut>(out: &mut B, c: &ChatCompletion<'_>) {
     out.put_slice(b",\"model\":");
     json::write_str(out, c.model);
     out.put_slice(b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-    if c.content.is_empty() && !c.tool_calls.is_empty() {
+    if c.content.is_empty() && (!c.tool_calls.is_empty() || c.function_call.is_some()) {
         out.put_slice(b"null");
     } else {
-        out.put_u8(b'"');
-        for piece in c.content {
-            json::write_str_contents(out, piece);
+        write_joined(out, c.content);
+    }
+    if !c.reasoning.text.is_empty() {
+        out.put_slice(b",\"reasoning_content\":");
+        write_joined(out, c.reasoning.text);
+    }
+    if let Some(signature) = c.reasoning.signature {
+        out.put_slice(b",\"reasoning_signature\":");
+        json::write_str(out, signature);
+    }
+    if !c.reasoning.redacted.is_empty() {
+        out.put_slice(b",\"redacted_reasoning\":[");
+        for (i, data) in c.reasoning.redacted.iter().enumerate() {
+            if i > 0 {
+                out.put_u8(b',');
+            }
+            json::write_str(out, data);
         }
-        out.put_u8(b'"');
+        out.put_u8(b']');
     }
     out.put_slice(b",\"refusal\":null");
+    if let Some(call) = c.function_call {
+        out.put_slice(b",\"function_call\":{\"name\":");
+        json::write_str(out, call.name);
+        out.put_slice(b",\"arguments\":");
+        json::write_str(out, call.arguments);
+        out.put_u8(b'}');
+    }
     if !c.tool_calls.is_empty() {
         out.put_slice(b",\"tool_calls\":[");
         for (i, call) in c.tool_calls.iter().enumerate() {
@@ -115,6 +155,15 @@ pub fn write_chat_completion<B: BufMut>(out: &mut B, c: &ChatCompletion<'_>) {
         json::write_str(out, tier);
     }
     out.put_slice(b",\"system_fingerprint\":null}");
+}
+
+/// Writes the pieces as one JSON string.
+fn write_joined<B: BufMut>(out: &mut B, pieces: &[&str]) {
+    out.put_u8(b'"');
+    for piece in pieces {
+        json::write_str_contents(out, piece);
+    }
+    out.put_u8(b'"');
 }
 
 // === impl ChunkWriter ===
@@ -210,6 +259,53 @@ impl ChunkWriter {
         self.close(out, None);
     }
 
+    /// A reasoning chunk (extension): `delta: {"reasoning_content": text}`.
+    pub fn reasoning<B: BufMut>(&self, out: &mut B, text: &str) {
+        self.open(out);
+        out.put_slice(b"{\"reasoning_content\":");
+        json::write_str(out, text);
+        out.put_u8(b'}');
+        self.close(out, None);
+    }
+
+    /// The signature of the reasoning (extension), sent once per reasoning block:
+    /// `delta: {"reasoning_signature": signature}`.
+    pub fn reasoning_signature<B: BufMut>(&self, out: &mut B, signature: &str) {
+        self.open(out);
+        out.put_slice(b"{\"reasoning_signature\":");
+        json::write_str(out, signature);
+        out.put_u8(b'}');
+        self.close(out, None);
+    }
+
+    /// One encrypted reasoning block (extension): `delta: {"redacted_reasoning": [data]}`. The
+    /// SDK's accumulator extends lists of strings, so the client ends up with every block.
+    pub fn redacted_reasoning<B: BufMut>(&self, out: &mut B, data: &str) {
+        self.open(out);
+        out.put_slice(b"{\"redacted_reasoning\":[");
+        json::write_str(out, data);
+        out.put_slice(b"]}");
+        self.close(out, None);
+    }
+
+    /// The opening chunk of a deprecated `function_call`: the name, with empty arguments.
+    pub fn function_call_start<B: BufMut>(&self, out: &mut B, name: &str) {
+        self.open(out);
+        out.put_slice(b"{\"function_call\":{\"name\":");
+        json::write_str(out, name);
+        out.put_slice(b",\"arguments\":\"\"}}");
+        self.close(out, None);
+    }
+
+    /// A fragment of a deprecated `function_call`'s arguments.
+    pub fn function_call_arguments<B: BufMut>(&self, out: &mut B, fragment: &str) {
+        self.open(out);
+        out.put_slice(b"{\"function_call\":{\"arguments\":");
+        json::write_str(out, fragment);
+        out.put_slice(b"}}");
+        self.close(out, None);
+    }
+
     /// The finish chunk: `delta: {}` with the finish reason.
     pub fn finish<B: BufMut>(&self, out: &mut B, finish_reason: &str) {
         self.open(out);
@@ -279,7 +375,9 @@ mod tests {
             created: 1,
             model: "m",
             content: &[],
+            reasoning: MessageReasoning::default(),
             tool_calls: &[],
+            function_call: None,
             finish_reason: "stop",
             usage,
             service_tier: None,

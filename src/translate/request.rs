@@ -1,23 +1,47 @@
-//! OpenAI chat request → Converse request body (reference: mapping §2, §3).
+//! OpenAI chat request → Converse request body (reference: mapping §2–§4, §6.3).
 //!
-//! Every OpenAI parameter is honoured, ignored because ignoring it is harmless, or rejected
-//! with a 400 that names it; nothing is dropped silently. The Converse body borrows every
-//! string from the parsed request and is serialized straight into the caller's buffer.
+//! Every OpenAI parameter is honoured, ignored because ignoring it is harmless (and then
+//! listed in [`Translation::ignored`], which the service sends back in a response header), or
+//! rejected with a 400 that names it; nothing is dropped silently. The Converse body borrows
+//! every string it can from the parsed request and is serialized straight into the caller's
+//! buffer.
+//!
+//! What depends on the model (named tool choice, strict tools, structured output, prompt
+//! caching, reasoning budgets, guardrail defaults) comes from [`ModelOptions`], one per route.
+
+mod media;
+mod messages;
+mod tools;
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
 
 use crate::bedrock::converse::{
-    ContentBlock, ConversationRole, ConverseRequest, InferenceConfig, Message, ServiceTier,
-    SystemContentBlock,
+    CachePoint, ConverseRequest, GuardrailConfig, InferenceConfig, JsonSchemaDefinition, JsonValue,
+    OutputConfig, ServiceTier, StrMap, SystemContentBlock, TextFormat, TextFormatStructure, Tool,
 };
 use crate::error::InvalidRequest;
-use crate::openai::request::{
-    ChatCompletionRequest, Content, ContentPart, Message as ChatMessage, Role, Stop, ToolChoice,
-};
+use crate::openai::request::{ChatCompletionRequest, ResponseFormat, Stop};
+use crate::translate::response::ResponseShape;
+
+pub use media::{encode_base64, image_format_for_mime, remote_image_urls};
 
 /// Bedrock's limit on the `stopSequences` list. OpenAI documents at most 4; more are passed
 /// through, and a model with a lower limit answers with Bedrock's own validation error.
 pub const MAX_STOP_SEQUENCES: usize = 2500;
+
+/// Anthropic's smallest thinking budget.
+pub const MIN_THINKING_BUDGET: u32 = 1024;
+
+/// Tokens left for the answer when reasoning is on and the client set no limit: Claude counts
+/// thinking inside `max_tokens`, so the budget alone would leave nothing to say.
+pub const THINKING_ANSWER_TOKENS: u32 = 4096;
+
+/// Bedrock's limit on `requestMetadata` pairs.
+pub const MAX_REQUEST_METADATA: usize = 16;
 
 /// Per-deployment choices that change how a request is translated.
 #[derive(Debug, Clone, Default)]
@@ -41,60 +65,408 @@ pub enum TemperaturePolicy {
     Clamp,
 }
 
-/// Translates a parsed chat request into a Converse request body appended to `out`.
+// === model options ===
+
+/// What one model supports and the defaults it gets: the `options` of a model-mapping entry.
+/// Everything is off by default, so an entry without options gets the conservative mapping.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelOptions {
+    /// `tool_choice` naming one function → `{"tool": {"name": …}}` (Claude 3+, Nova); without
+    /// it such a choice is a 400.
+    pub supports_named_tool_choice: bool,
+    /// `strict` on function definitions is passed as `toolSpec.strict`; without it `strict`
+    /// is ignored (and reported).
+    pub supports_strict_tools: bool,
+    /// `response_format: json_schema` → `outputConfig.textFormat`; without it the schema
+    /// becomes a forced tool whose arguments are returned as the message content.
+    pub supports_structured_output: bool,
+    /// `cache_control` markers become `cachePoint` blocks; without it they are ignored.
+    pub supports_prompt_caching: bool,
+    /// `input_audio` parts become audio blocks; without it they are a 400.
+    pub supports_audio_input: bool,
+    /// What `parallel_tool_calls: false` does: Converse cannot enforce it.
+    pub parallel_tool_calls_false: ParallelToolCallsPolicy,
+    /// How `reasoning_effort` levels map onto this model.
+    pub reasoning: ReasoningOptions,
+    /// Cache points the gateway adds on its own (needs `supports_prompt_caching`).
+    pub cache_points: Vec<CachePlacement>,
+    /// Guardrail applied when the request's `bedrock.guardrailConfig` names none.
+    pub guardrail: Option<GuardrailDefaults>,
+}
+
+/// What to do with `parallel_tool_calls: false`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParallelToolCallsPolicy {
+    /// Answer 400: the model may still call several tools at once.
+    #[default]
+    Reject,
+    /// Accept it and report it as ignored.
+    Ignore,
+}
+
+/// An OpenAI `reasoning_effort` level other than `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasoningEffort {
+    /// `minimal`.
+    Minimal,
+    /// `low`.
+    Low,
+    /// `medium`.
+    Medium,
+    /// `high`.
+    High,
+    /// `xhigh`.
+    Xhigh,
+    /// `max`.
+    Max,
+}
+
+impl ReasoningEffort {
+    /// The level as OpenAI spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minimal => "minimal",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Xhigh => "xhigh",
+            Self::Max => "max",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "minimal" => Self::Minimal,
+            "low" => Self::Low,
+            "medium" => Self::Medium,
+            "high" => Self::High,
+            "xhigh" => Self::Xhigh,
+            "max" => Self::Max,
+            _ => return None,
+        })
+    }
+}
+
+/// How `reasoning_effort` reaches one model. A level may appear in several members; a level
+/// in none of them is a 400.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReasoningOptions {
+    /// Claude extended thinking: `additionalModelRequestFields.thinking =
+    /// {"type":"enabled","budget_tokens":N}` (N >= 1024), with `maxTokens` raised above N.
+    pub thinking_budgets: BTreeMap<ReasoningEffort, u32>,
+    /// Levels sent as `outputConfig.effort` (models with an effort parameter).
+    pub effort: Vec<ReasoningEffort>,
+    /// Model-native members merged into `additionalModelRequestFields` for a level (Nova's
+    /// `reasoningConfig`, gpt-oss's `reasoning_effort`, …).
+    pub fields: BTreeMap<ReasoningEffort, ConfigJson>,
+}
+
+impl ReasoningOptions {
+    fn levels(&self) -> Vec<ReasoningEffort> {
+        let mut all: Vec<ReasoningEffort> = self
+            .thinking_budgets
+            .keys()
+            .chain(self.effort.iter())
+            .chain(self.fields.keys())
+            .copied()
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+/// A JSON object from the configuration (YAML), kept for sending to Bedrock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigJson(pub JsonValue<'static>);
+
+impl<'de> Deserialize<'de> for ConfigJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = JsonValue::deserialize(deserializer)?.into_owned();
+        if value.is_object() {
+            Ok(Self(value))
+        } else {
+            Err(serde::de::Error::custom("expected a mapping (a JSON object)"))
+        }
+    }
+}
+
+/// Where the gateway adds a cache point by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CachePlacement {
+    /// After the system prompt.
+    System,
+    /// After the tool definitions.
+    Tools,
+    /// At the end of the last user turn, so the next request reads the conversation so far.
+    Messages,
+}
+
+/// A model's default guardrail.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailDefaults {
+    /// Guardrail id or ARN.
+    pub identifier: String,
+    /// `DRAFT` or a version number.
+    pub version: String,
+    /// `enabled`, `disabled` or `enabled_full`.
+    #[serde(default)]
+    pub trace: Option<String>,
+    /// `sync` or `async`, used for streams only.
+    #[serde(default)]
+    pub stream_processing_mode: Option<String>,
+}
+
+impl ModelOptions {
+    /// Every problem with the options, for the config loader.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (level, budget) in &self.reasoning.thinking_budgets {
+            if *budget < MIN_THINKING_BUDGET {
+                problems.push(format!(
+                    "options.reasoning.thinking_budgets.{}: must be at least {MIN_THINKING_BUDGET}",
+                    level.as_str()
+                ));
+            }
+        }
+        if !self.cache_points.is_empty() && !self.supports_prompt_caching {
+            problems.push("options.cache_points: needs supports_prompt_caching: true".to_owned());
+        }
+        if let Some(g) = &self.guardrail {
+            if g.identifier.is_empty() {
+                problems.push("options.guardrail.identifier: must not be empty".to_owned());
+            }
+            if !is_guardrail_version(&g.version) {
+                problems.push("options.guardrail.version: expected DRAFT or a version number".to_owned());
+            }
+            if let Some(t) = &g.trace
+                && !matches!(t.as_str(), "enabled" | "disabled" | "enabled_full")
+            {
+                problems
+                    .push("options.guardrail.trace: expected enabled, disabled or enabled_full".to_owned());
+            }
+            if let Some(m) = &g.stream_processing_mode
+                && !matches!(m.as_str(), "sync" | "async")
+            {
+                problems.push("options.guardrail.stream_processing_mode: expected sync or async".to_owned());
+            }
+        }
+        problems
+    }
+}
+
+fn is_guardrail_version(v: &str) -> bool {
+    v == "DRAFT"
+        || (!v.is_empty() && v.len() <= 8 && !v.starts_with('0') && v.bytes().all(|b| b.is_ascii_digit()))
+}
+
+// === the translation ===
+
+/// An image the service fetched for an `http(s)` `image_url` before translating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedImage {
+    /// The URL exactly as the client sent it.
+    pub url: String,
+    /// `png`, `jpeg`, `gif` or `webp`.
+    pub format: &'static str,
+    /// The image bytes in standard base64.
+    pub base64: String,
+}
+
+/// Everything besides the request that decides the Converse body.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Gateway-wide choices.
+    pub options: &'a RequestOptions,
+    /// The route's model options.
+    pub model: &'a ModelOptions,
+    /// Images fetched for `http(s)` URLs; empty when fetching is off.
+    pub images: &'a [FetchedImage],
+}
+
+/// What the translation decided besides the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Translation {
+    /// How the reply must be shaped (structured-output tool, legacy `function_call`, …).
+    pub response: ResponseShape,
+    /// Request fields that were accepted but have no effect, in first-seen order.
+    pub ignored: Ignored,
+}
+
+/// Request fields accepted without effect, each listed once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ignored(Vec<&'static str>);
+
+impl Ignored {
+    fn add(&mut self, field: &'static str) {
+        if !self.0.contains(&field) {
+            self.0.push(field);
+        }
+    }
+
+    /// Whether nothing was ignored.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The fields, in first-seen order.
+    pub fn fields(&self) -> &[&'static str] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Ignored {
+    /// `seed,store`: the value of the `x-ai-gateway-ignored-params` header.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, field) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(field)?;
+        }
+        Ok(())
+    }
+}
+
+/// Translates a parsed chat request into a Converse request body appended to `out`, with the
+/// default model options and no fetched images.
 pub fn to_converse(
     req: &ChatCompletionRequest<'_>,
     opts: &RequestOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), InvalidRequest> {
-    let converse = to_converse_request(req, opts)?;
+    let model = ModelOptions::default();
+    let cx = Context {
+        options: opts,
+        model: &model,
+        images: &[],
+    };
+    to_converse_with(req, &cx, out).map(|_| ())
+}
+
+/// Translates a parsed chat request into a Converse request body appended to `out`.
+pub fn to_converse_with(
+    req: &ChatCompletionRequest<'_>,
+    cx: &Context<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Translation, InvalidRequest> {
+    let (converse, translation) = to_converse_request(req, cx)?;
     simd_json::serde::to_writer(out, &converse).map_err(|e| InvalidRequest {
         // Serializing these types into a Vec has no failure mode; kept as an error, not a panic.
         message: format!("could not encode the Bedrock request: {e}").into(),
         param: None,
         code: None,
-    })
+    })?;
+    Ok(translation)
 }
 
-/// Builds the Converse request, borrowing every string from `req`.
+/// Builds the Converse request, borrowing strings from `req` and `cx`.
 pub fn to_converse_request<'a>(
-    req: &ChatCompletionRequest<'a>,
-    opts: &RequestOptions,
-) -> Result<ConverseRequest<'a>, InvalidRequest> {
-    check_parameters(req)?;
-    let (system, messages) = convert_messages(&req.messages)?;
-    let inference_config = inference_config(req, opts)?;
-    Ok(ConverseRequest {
-        system,
-        messages,
-        inference_config: (!inference_config.is_empty()).then_some(inference_config),
+    req: &'a ChatCompletionRequest<'a>,
+    cx: &Context<'a>,
+) -> Result<(ConverseRequest<'a>, Translation), InvalidRequest> {
+    let mut t = Translation::default();
+    check_parameters(req, cx.model, &mut t.ignored)?;
+    let mut converted = messages::convert(req, cx, &mut t.ignored)?;
+    let reasoning = reasoning(req, cx.model)?;
+    let format = output_format(req, cx.model)?;
+    let tool_config = tools::tool_config(
+        req,
+        cx.model,
+        &converted.history,
+        format.json_tool.as_ref(),
+        reasoning.thinking.is_some(),
+        &mut t,
+    )?;
+
+    let mut inference = inference_config(req, cx.options)?;
+    let mut additional = JsonValue::empty_object();
+    if let Some(budget) = reasoning.thinking {
+        check_thinking_sampling(&inference)?;
+        // Claude counts thinking inside max_tokens and requires max_tokens > budget: a limit
+        // at or below the budget is taken as the room for the answer.
+        inference.max_tokens = Some(match inference.max_tokens {
+            None => budget.saturating_add(THINKING_ANSWER_TOKENS),
+            Some(limit) if limit <= budget => budget.saturating_add(limit),
+            Some(limit) => limit,
+        });
+        additional.insert(
+            Cow::Borrowed("thinking"),
+            JsonValue::Object(vec![
+                (Cow::Borrowed("type"), JsonValue::Str(Cow::Borrowed("enabled"))),
+                (Cow::Borrowed("budget_tokens"), JsonValue::U64(u64::from(budget))),
+            ]),
+        );
+    }
+    if let Some(JsonValue::Object(members)) = reasoning.fields {
+        for (k, v) in members {
+            additional.insert(Cow::Borrowed(k.as_ref()), v.clone());
+        }
+    }
+
+    let ext = req.bedrock.as_ref();
+    if let Some(fields) = ext.and_then(|e| e.additional_model_request_fields.as_ref()) {
+        let JsonValue::Object(members) = fields else {
+            return Err(InvalidRequest::invalid(
+                "bedrock.additionalModelRequestFields",
+                "`bedrock.additionalModelRequestFields` must be a JSON object",
+            ));
+        };
+        // The client's explicit members win over what the gateway derived.
+        for (k, v) in members {
+            additional.insert(k.clone(), v.clone());
+        }
+    }
+
+    let mut output_config = OutputConfig {
+        text_format: format.native,
+        effort: reasoning.effort,
+    };
+    if output_config.text_format.is_none() && output_config.effort.is_none() {
+        output_config = OutputConfig::default();
+    }
+
+    let mut converse = ConverseRequest {
+        system: std::mem::take(&mut converted.system),
+        messages: std::mem::take(&mut converted.messages),
+        inference_config: (!inference.is_empty()).then_some(inference),
+        tool_config,
+        guardrail_config: guardrail(req, cx.model)?,
+        additional_model_request_fields: match &additional {
+            JsonValue::Object(m) if m.is_empty() => None,
+            _ => Some(additional),
+        },
+        prompt_variables: ext.and_then(|e| e.prompt_variables.clone()),
+        request_metadata: request_metadata(req, &mut t.ignored)?,
+        performance_config: performance(req)?,
         service_tier: service_tier(req.service_tier)?,
-    })
+        output_config: (output_config != OutputConfig::default()).then_some(output_config),
+    };
+    if let Some(name) = format.json_tool {
+        t.response.json_tool = Some(name.name.into());
+    }
+    automatic_cache_points(&mut converse, cx.model);
+    Ok((converse, t))
 }
 
 // === parameters ===
 
-/// Rejects what Bedrock cannot honour (reference: mapping §2). Parameters that are harmless to
-/// ignore are not mentioned here: `seed`, `store`, `user`, `safety_identifier`, `metadata`,
-/// `prediction`, `verbosity`, `prompt_cache_key`, `prompt_cache_retention`,
-/// `prompt_cache_options`, `stream_options.include_obfuscation`.
-fn check_parameters(req: &ChatCompletionRequest<'_>) -> Result<(), InvalidRequest> {
+/// Rejects what Bedrock cannot honour (reference: mapping §2) and notes what is ignored.
+fn check_parameters(
+    req: &ChatCompletionRequest<'_>,
+    model: &ModelOptions,
+    ignored: &mut Ignored,
+) -> Result<(), InvalidRequest> {
     if let Some(key) = req.unknown.first() {
         return Err(InvalidRequest::unsupported_parameter(
             key.to_string(),
             format!("unrecognized request argument supplied: {key}"),
-        ));
-    }
-    if req.functions.is_some() {
-        return Err(InvalidRequest::unsupported_parameter(
-            "functions",
-            "`functions` is deprecated and not supported; use `tools`",
-        ));
-    }
-    if req.function_call.is_some() {
-        return Err(InvalidRequest::unsupported_parameter(
-            "function_call",
-            "`function_call` is deprecated and not supported; use `tool_choice`",
         ));
     }
     match req.n {
@@ -112,6 +484,9 @@ fn check_parameters(req: &ChatCompletionRequest<'_>) -> Result<(), InvalidReques
             "stream_options",
             "`stream_options` is only allowed when `stream` is true",
         ));
+    }
+    if req.stream_options.and_then(|o| o.include_obfuscation) == Some(true) {
+        ignored.add("stream_options.include_obfuscation");
     }
     if req.logprobs == Some(true) {
         return Err(InvalidRequest::unsupported_value(
@@ -179,60 +554,30 @@ fn check_parameters(req: &ChatCompletionRequest<'_>) -> Result<(), InvalidReques
             "moderated completions are not available through Bedrock; remove `moderation`",
         ));
     }
-    if req.tools.is_some_and(|n| n > 0) {
-        return Err(InvalidRequest::unsupported_parameter(
-            "tools",
-            "tool calling is not supported by this gateway yet; remove `tools`",
-        ));
-    }
-    match req.tool_choice {
-        // With no tools, "none" and "auto" both mean "answer in text": nothing to send.
-        None | Some(ToolChoice::Mode("none" | "auto")) => {}
-        Some(_) => {
-            return Err(InvalidRequest::unsupported_value(
-                "tool_choice",
-                "tool calling is not supported by this gateway yet; leave out `tool_choice` or send \"none\"",
-            ));
-        }
-    }
     if req.parallel_tool_calls == Some(false) {
-        return Err(InvalidRequest::unsupported_value(
-            "parallel_tool_calls",
-            "`parallel_tool_calls: false` cannot be enforced through Bedrock; leave it out",
-        ));
-    }
-    if let Some(format) = req.response_format {
-        match format.kind {
-            "text" => {}
-            "json_object" => {
+        match model.parallel_tool_calls_false {
+            ParallelToolCallsPolicy::Reject => {
                 return Err(InvalidRequest::unsupported_value(
-                    "response_format",
-                    "`json_object` response format has no Bedrock equivalent; use `text`",
+                    "parallel_tool_calls",
+                    "`parallel_tool_calls: false` cannot be enforced through Bedrock; leave it out",
                 ));
             }
-            "json_schema" => {
-                return Err(InvalidRequest::unsupported_value(
-                    "response_format",
-                    "`json_schema` response format is not supported by this gateway yet; use `text`",
-                ));
-            }
-            other => {
-                return Err(InvalidRequest::invalid(
-                    "response_format.type",
-                    format!(
-                        "unknown response format `{other}`; expected `text`, `json_object` or `json_schema`"
-                    ),
-                ));
-            }
+            ParallelToolCallsPolicy::Ignore => ignored.add("parallel_tool_calls"),
         }
     }
-    match req.reasoning_effort {
-        None | Some("none") => {}
-        Some(_) => {
-            return Err(InvalidRequest::unsupported_value(
-                "reasoning_effort",
-                "`reasoning_effort` is not supported for this model; leave it out or send \"none\"",
-            ));
+    // Harmless to ignore (reference: mapping §2): OpenAI itself only promises best effort for
+    // `seed`, and the rest are storage, latency or OpenAI-cache hints.
+    for (field, present) in [
+        ("seed", req.seed.is_some()),
+        ("store", req.store.is_some()),
+        ("prediction", req.prediction.is_some()),
+        ("verbosity", req.verbosity.is_some()),
+        ("prompt_cache_key", req.prompt_cache_key.is_some()),
+        ("prompt_cache_retention", req.prompt_cache_retention.is_some()),
+        ("prompt_cache_options", req.prompt_cache_options.is_some()),
+    ] {
+        if present {
+            ignored.add(field);
         }
     }
     Ok(())
@@ -343,194 +688,339 @@ fn stop_sequences<'a>(stop: Option<&Stop<'a>>) -> Result<Vec<&'a str>, InvalidRe
     }
 }
 
-// === messages ===
+// === reasoning ===
 
-/// A Bedrock turn being built, with the OpenAI message that opened it (for error paths).
-struct Turn<'a> {
-    message: Message<'a>,
-    first: usize,
+/// What `reasoning_effort` turns into for this model.
+#[derive(Debug, Default)]
+struct Reasoning<'a> {
+    /// Claude thinking budget.
+    thinking: Option<u32>,
+    /// `outputConfig.effort`.
+    effort: Option<&'static str>,
+    /// Members for `additionalModelRequestFields`.
+    fields: Option<&'a JsonValue<'static>>,
 }
 
-/// Converts `messages` (reference: mapping §3.2): system and developer text is hoisted into
-/// `system`, empty text is dropped, and consecutive same-role messages merge into one turn,
-/// which satisfies Bedrock's alternation rule.
-fn convert_messages<'a>(
-    messages: &[ChatMessage<'a>],
-) -> Result<(Vec<SystemContentBlock<'a>>, Vec<Message<'a>>), InvalidRequest> {
-    if messages.is_empty() {
-        return Err(InvalidRequest::invalid(
-            "messages",
-            "`messages` must contain at least one message",
+fn reasoning<'a>(
+    req: &ChatCompletionRequest<'_>,
+    model: &'a ModelOptions,
+) -> Result<Reasoning<'a>, InvalidRequest> {
+    let level = match req.reasoning_effort {
+        None | Some("none") => return Ok(Reasoning::default()),
+        Some(s) => ReasoningEffort::parse(s).ok_or_else(|| {
+            InvalidRequest::invalid(
+                "reasoning_effort",
+                format!(
+                    "unknown reasoning effort `{s}`; expected none, minimal, low, medium, high, xhigh or max"
+                ),
+            )
+        })?,
+    };
+    let r = &model.reasoning;
+    let out = Reasoning {
+        thinking: r.thinking_budgets.get(&level).copied(),
+        effort: r.effort.contains(&level).then_some(level.as_str()),
+        fields: r.fields.get(&level).map(|f| &f.0),
+    };
+    if out.thinking.is_none() && out.effort.is_none() && out.fields.is_none() {
+        let levels = r.levels();
+        let message = if levels.is_empty() {
+            "`reasoning_effort` is not supported for this model; leave it out or send \"none\"".to_owned()
+        } else {
+            let names: Vec<&str> = levels.iter().map(|l| l.as_str()).collect();
+            format!(
+                "reasoning effort `{}` is not available for this model; use none or one of: {}",
+                level.as_str(),
+                names.join(", ")
+            )
+        };
+        return Err(InvalidRequest::unsupported_value("reasoning_effort", message));
+    }
+    Ok(out)
+}
+
+/// Claude's extended thinking rejects sampling changes (temperature must stay 1, top_p at
+/// least 0.95); say so before Bedrock does.
+fn check_thinking_sampling(inference: &InferenceConfig<'_>) -> Result<(), InvalidRequest> {
+    if inference.temperature.is_some_and(|t| t != 1.0) {
+        return Err(InvalidRequest::unsupported_value(
+            "temperature",
+            "`temperature` cannot be changed together with `reasoning_effort` on this model; leave it out or send 1",
         ));
     }
-    let mut system = Vec::new();
-    let mut turns: Vec<Turn<'a>> = Vec::with_capacity(messages.len());
-    for (i, m) in messages.iter().enumerate() {
-        match m.role {
-            Role::System | Role::Developer => {
-                let content = m.content.as_ref().ok_or_else(|| missing_content(i))?;
-                for_each_text(content, i, m.role, |text| {
-                    if !text.is_empty() {
-                        system.push(SystemContentBlock::Text(text));
-                    }
-                })?;
-            }
-            Role::User => {
-                let content = m.content.as_ref().ok_or_else(|| missing_content(i))?;
-                let turn = open_turn(&mut turns, ConversationRole::User, i);
-                for_each_text(content, i, m.role, |text| {
-                    if !text.is_empty() {
-                        turn.push(ContentBlock::Text(text));
-                    }
-                })?;
-            }
-            Role::Assistant => {
-                check_assistant_members(m, i)?;
-                let mut blocks = Vec::new();
-                if let Some(content) = &m.content {
-                    for_each_text(content, i, m.role, |text| {
-                        if !text.is_empty() {
-                            blocks.push(ContentBlock::Text(text));
-                        }
-                    })?;
-                }
-                // An assistant message with nothing to say (e.g. content "") is dropped.
-                if !blocks.is_empty() {
-                    open_turn(&mut turns, ConversationRole::Assistant, i).extend(blocks);
-                }
-            }
-            Role::Tool => {
-                return Err(InvalidRequest::unsupported_value(
-                    format!("messages[{i}].role"),
-                    "tool messages are not supported by this gateway yet",
-                ));
-            }
-            Role::Function => {
-                return Err(InvalidRequest::unsupported_value(
-                    format!("messages[{i}].role"),
-                    "the deprecated `function` role is not supported; use `tool` messages",
-                ));
-            }
-        }
+    if inference.top_p.is_some_and(|p| p < 0.95) {
+        return Err(InvalidRequest::unsupported_value(
+            "top_p",
+            "`top_p` below 0.95 cannot be combined with `reasoning_effort` on this model",
+        ));
     }
-    match turns.first() {
-        Some(t) if t.message.role == ConversationRole::User => {}
-        _ => {
+    Ok(())
+}
+
+// === structured output ===
+
+/// The forced tool that emulates structured output: its input becomes the message content.
+#[derive(Debug, Clone)]
+struct JsonTool<'a> {
+    name: &'a str,
+    description: Option<&'a str>,
+    schema: Cow<'a, JsonValue<'a>>,
+    strict: Option<bool>,
+}
+
+/// Name of the emulation tool for `json_object` (and for a `json_schema` without a usable name).
+const JSON_OBJECT_TOOL: &str = "json_response";
+
+#[derive(Debug, Default)]
+struct OutputFormat<'a> {
+    native: Option<TextFormat<'a>>,
+    json_tool: Option<JsonTool<'a>>,
+}
+
+fn output_format<'a>(
+    req: &'a ChatCompletionRequest<'a>,
+    model: &ModelOptions,
+) -> Result<OutputFormat<'a>, InvalidRequest> {
+    let Some(ResponseFormat { kind, json_schema }) = &req.response_format else {
+        return Ok(OutputFormat::default());
+    };
+    match *kind {
+        "text" => Ok(OutputFormat::default()),
+        "json_object" => Ok(OutputFormat {
+            native: None,
+            json_tool: Some(JsonTool {
+                name: JSON_OBJECT_TOOL,
+                description: None,
+                schema: Cow::Owned(JsonValue::any_object_schema()),
+                strict: None,
+            }),
+        }),
+        "json_schema" => {
+            let format = json_schema
+                .as_ref()
+                .ok_or_else(|| tools::missing("response_format.json_schema"))?;
+            if !tools::is_tool_name(format.name) {
+                return Err(InvalidRequest::invalid(
+                    "response_format.json_schema.name",
+                    "`name` must be 1 to 64 characters of a-z, A-Z, 0-9, `_` and `-`",
+                ));
+            }
+            let schema = match &format.schema {
+                None => Cow::Owned(JsonValue::any_object_schema()),
+                Some(s) if s.is_object() => Cow::Borrowed(s),
+                Some(_) => {
+                    return Err(InvalidRequest::invalid(
+                        "response_format.json_schema.schema",
+                        "`schema` must be a JSON Schema object",
+                    ));
+                }
+            };
+            if model.supports_structured_output {
+                return Ok(OutputFormat {
+                    native: Some(TextFormat {
+                        kind: "json_schema",
+                        structure: TextFormatStructure::JsonSchema(JsonSchemaDefinition {
+                            schema: schema.to_json_string(),
+                            name: Some(format.name),
+                            description: format.description.filter(|d| !d.is_empty()),
+                        }),
+                    }),
+                    json_tool: None,
+                });
+            }
+            // Tool input is always an object, so only an object schema can be emulated.
+            if let Some(JsonValue::Str(t)) = schema.get("type")
+                && t != "object"
+            {
+                return Err(InvalidRequest::unsupported_value(
+                    "response_format.json_schema.schema",
+                    "this model has no native structured output, and the emulation needs a schema whose root `type` is `object`",
+                ));
+            }
+            Ok(OutputFormat {
+                native: None,
+                json_tool: Some(JsonTool {
+                    name: format.name,
+                    description: format.description.filter(|d| !d.is_empty()),
+                    schema,
+                    strict: format.strict,
+                }),
+            })
+        }
+        other => Err(InvalidRequest::invalid(
+            "response_format.type",
+            format!("unknown response format `{other}`; expected `text`, `json_object` or `json_schema`"),
+        )),
+    }
+}
+
+// === Bedrock extension, metadata ===
+
+fn guardrail<'a>(
+    req: &'a ChatCompletionRequest<'a>,
+    model: &'a ModelOptions,
+) -> Result<Option<GuardrailConfig<'a>>, InvalidRequest> {
+    let explicit = req.bedrock.as_ref().and_then(|e| e.guardrail_config.clone());
+    let config = match explicit {
+        Some(g) => {
+            if !is_guardrail_version(g.guardrail_version) {
+                return Err(InvalidRequest::invalid(
+                    "bedrock.guardrailConfig.guardrailVersion",
+                    "`guardrailVersion` must be DRAFT or a version number",
+                ));
+            }
+            if let Some(t) = g.trace
+                && !matches!(t, "enabled" | "disabled" | "enabled_full")
+            {
+                return Err(InvalidRequest::invalid(
+                    "bedrock.guardrailConfig.trace",
+                    "`trace` must be enabled, disabled or enabled_full",
+                ));
+            }
+            match g.stream_processing_mode {
+                None => {}
+                Some(_) if !req.stream => {
+                    return Err(InvalidRequest::invalid(
+                        "bedrock.guardrailConfig.streamProcessingMode",
+                        "`streamProcessingMode` is only allowed when `stream` is true",
+                    ));
+                }
+                Some("sync" | "async") => {}
+                Some(_) => {
+                    return Err(InvalidRequest::invalid(
+                        "bedrock.guardrailConfig.streamProcessingMode",
+                        "`streamProcessingMode` must be sync or async",
+                    ));
+                }
+            }
+            g
+        }
+        None => match &model.guardrail {
+            None => return Ok(None),
+            Some(d) => GuardrailConfig {
+                guardrail_identifier: &d.identifier,
+                guardrail_version: &d.version,
+                trace: d.trace.as_deref(),
+                stream_processing_mode: d.stream_processing_mode.as_deref().filter(|_| req.stream),
+            },
+        },
+    };
+    Ok(Some(config))
+}
+
+fn performance<'a>(
+    req: &ChatCompletionRequest<'a>,
+) -> Result<Option<crate::bedrock::converse::PerformanceConfig<'a>>, InvalidRequest> {
+    match req.bedrock.as_ref().and_then(|e| e.performance_config) {
+        Some(p) if !matches!(p.latency, "standard" | "optimized") => Err(InvalidRequest::invalid(
+            "bedrock.performanceConfig.latency",
+            "`latency` must be standard or optimized",
+        )),
+        other => Ok(other),
+    }
+}
+
+/// `[a-zA-Z0-9\s:_@$#=/+,-.]`: what Bedrock allows in `requestMetadata` keys and values.
+fn is_metadata_text(s: &str, min: usize) -> bool {
+    (min..=256).contains(&s.chars().count())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c.is_ascii_whitespace() || ":_@$#=/+,-.".contains(c))
+}
+
+/// `requestMetadata`: the extension's pairs, then `user`, `safety_identifier` and `metadata`
+/// where Bedrock's limits allow; what does not fit is reported as ignored.
+fn request_metadata<'a>(
+    req: &ChatCompletionRequest<'a>,
+    ignored: &mut Ignored,
+) -> Result<Option<StrMap<'a>>, InvalidRequest> {
+    let mut pairs: Vec<(&'a str, &'a str)> = Vec::new();
+    if let Some(explicit) = req.bedrock.as_ref().and_then(|e| e.request_metadata.as_ref()) {
+        if explicit.0.is_empty() || explicit.0.len() > MAX_REQUEST_METADATA {
             return Err(InvalidRequest::invalid(
-                "messages",
-                "conversation must start with a user message",
+                "bedrock.requestMetadata",
+                format!("`requestMetadata` must have 1 to {MAX_REQUEST_METADATA} entries"),
             ));
         }
-    }
-    if let Some(empty) = turns.iter().find(|t| t.message.content.is_empty()) {
-        return Err(InvalidRequest::invalid(
-            format!("messages[{}].content", empty.first),
-            "message content must not be empty",
-        ));
-    }
-    Ok((system, turns.into_iter().map(|t| t.message).collect()))
-}
-
-/// The turn to append to: the last one if it has `role`, else a new one.
-fn open_turn<'t, 'a>(
-    turns: &'t mut Vec<Turn<'a>>,
-    role: ConversationRole,
-    first: usize,
-) -> &'t mut Vec<ContentBlock<'a>> {
-    if turns.last().is_none_or(|t| t.message.role != role) {
-        turns.push(Turn {
-            message: Message {
-                role,
-                content: Vec::new(),
-            },
-            first,
-        });
-    }
-    // Non-empty: either the last turn had this role or one was just pushed.
-    let last = turns.len() - 1;
-    &mut turns[last].message.content
-}
-
-/// Members of an assistant message that belong to features Bedrock or this gateway lacks.
-fn check_assistant_members(m: &ChatMessage<'_>, i: usize) -> Result<(), InvalidRequest> {
-    if m.tool_calls.is_some_and(|n| n > 0) {
-        return Err(InvalidRequest::unsupported_parameter(
-            format!("messages[{i}].tool_calls"),
-            "tool calling is not supported by this gateway yet",
-        ));
-    }
-    if m.function_call.is_some() {
-        return Err(InvalidRequest::unsupported_parameter(
-            format!("messages[{i}].function_call"),
-            "`function_call` is deprecated and not supported; use `tool_calls`",
-        ));
-    }
-    if m.audio.is_some() {
-        return Err(InvalidRequest::unsupported_parameter(
-            format!("messages[{i}].audio"),
-            "audio is not supported",
-        ));
-    }
-    Ok(())
-}
-
-fn missing_content(i: usize) -> InvalidRequest {
-    InvalidRequest {
-        message: format!("missing required parameter: `messages[{i}].content`").into(),
-        param: Some(format!("messages[{i}].content").into()),
-        code: Some("missing_required_parameter"),
-    }
-}
-
-/// Calls `f` with each text of `content` (a string, or the text of each part), checking that
-/// every part's type is one `role` may carry.
-fn for_each_text<'a>(
-    content: &Content<'a>,
-    i: usize,
-    role: Role,
-    mut f: impl FnMut(&'a str),
-) -> Result<(), InvalidRequest> {
-    match content {
-        Content::Text(text) => f(text),
-        Content::Parts(parts) => {
-            for (j, part) in parts.iter().enumerate() {
-                f(part_text(part, i, j, role)?);
+        for (k, v) in &explicit.0 {
+            if !is_metadata_text(k, 1) || !is_metadata_text(v, 0) {
+                return Err(InvalidRequest::invalid(
+                    "bedrock.requestMetadata",
+                    format!(
+                        "`requestMetadata` entry `{k}`: keys (1 to 256) and values (up to 256) may only hold letters, digits, whitespace and :_@$#=/+,-."
+                    ),
+                ));
             }
+            pairs.push((k, v));
         }
     }
-    Ok(())
+    let mut copy =
+        |field: &'static str, key: &'a str, value: &'a str, pairs: &mut Vec<(&'a str, &'a str)>| {
+            if pairs.iter().any(|(k, _)| *k == key) {
+                return;
+            }
+            if pairs.len() < MAX_REQUEST_METADATA && is_metadata_text(key, 1) && is_metadata_text(value, 0) {
+                pairs.push((key, value));
+            } else {
+                ignored.add(field);
+            }
+        };
+    if let Some(user) = req.user {
+        copy("user", "user", user, &mut pairs);
+    }
+    if let Some(id) = req.safety_identifier {
+        copy("safety_identifier", "safety_identifier", id, &mut pairs);
+    }
+    if let Some(metadata) = &req.metadata {
+        for (k, v) in &metadata.0 {
+            copy("metadata", k, v, &mut pairs);
+        }
+    }
+    Ok((!pairs.is_empty()).then_some(StrMap(pairs)))
 }
 
-fn part_text<'a>(part: &ContentPart<'a>, i: usize, j: usize, role: Role) -> Result<&'a str, InvalidRequest> {
-    let param = |member: &str| -> Cow<'static, str> { format!("messages[{i}].content[{j}].{member}").into() };
-    let required = |member: &'static str, value: Option<&'a str>| {
-        value.ok_or_else(|| InvalidRequest {
-            message: format!("missing required parameter: `messages[{i}].content[{j}].{member}`").into(),
-            param: Some(param(member)),
-            code: Some("missing_required_parameter"),
-        })
-    };
-    match (part.kind, role) {
-        ("text", _) => required("text", part.text),
-        ("refusal", Role::Assistant) => required("refusal", part.refusal),
-        ("image_url" | "input_audio" | "file", Role::User) => Err(InvalidRequest::unsupported_value(
-            param("type"),
-            format!(
-                "`{}` content parts are not supported by this gateway yet",
-                part.kind
-            ),
-        )),
-        (kind @ ("image_url" | "input_audio" | "file" | "refusal"), role) => Err(InvalidRequest::invalid(
-            param("type"),
-            format!(
-                "`{kind}` content parts are not allowed in {} messages",
-                role.as_str()
-            ),
-        )),
-        (other, _) => Err(InvalidRequest::invalid(
-            param("type"),
-            format!("unknown content part type `{other}`"),
-        )),
+// === cache points ===
+
+/// Adds the model's automatic cache points where none ends the section already.
+fn automatic_cache_points(converse: &mut ConverseRequest<'_>, model: &ModelOptions) {
+    for placement in &model.cache_points {
+        match placement {
+            CachePlacement::System => {
+                if converse
+                    .system
+                    .last()
+                    .is_some_and(|b| !matches!(b, SystemContentBlock::CachePoint(_)))
+                {
+                    converse
+                        .system
+                        .push(SystemContentBlock::CachePoint(CachePoint::new(None)));
+                }
+            }
+            CachePlacement::Tools => {
+                if let Some(config) = &mut converse.tool_config
+                    && config
+                        .tools
+                        .last()
+                        .is_some_and(|t| !matches!(t, Tool::CachePoint(_)))
+                {
+                    config.tools.push(Tool::CachePoint(CachePoint::new(None)));
+                }
+            }
+            CachePlacement::Messages => {
+                let last_user = converse
+                    .messages
+                    .iter_mut()
+                    .rev()
+                    .find(|m| m.role == crate::bedrock::converse::ConversationRole::User);
+                if let Some(turn) = last_user
+                    && turn.content.last().is_some_and(|b| !b.is_cache_point())
+                {
+                    turn.content
+                        .push(crate::bedrock::converse::ContentBlock::CachePoint(
+                            CachePoint::new(None),
+                        ));
+                }
+            }
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use crate::bedrock::converse::{ConverseResponse, TokenUsage};
 use crate::error::Error;
-use crate::openai::response::{self, ChatCompletion, CompletionUsage, ToolCall};
+use crate::openai::response::{self, ChatCompletion, CompletionUsage, MessageReasoning, ToolCall};
 
 /// The values of a response that do not come from Bedrock's body: the caller picks them
 /// (request id, clock, alias) so the translation stays pure.
@@ -17,6 +17,54 @@ pub struct ResponseMeta<'a> {
     pub created: u64,
     /// The model alias the client sent.
     pub model: &'a str,
+}
+
+/// How a reply must be shaped, as the request translation decided (see
+/// [`crate::translate::request::Translation`]). The default is the plain mapping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseShape {
+    /// The structured-output emulation tool: its input is the JSON the client asked for, so it
+    /// is returned as `content`, never as a tool call.
+    pub json_tool: Option<Box<str>>,
+    /// The client used the deprecated `functions`: the first call is returned as
+    /// `function_call` with `finish_reason` `function_call` (the old API has one call per
+    /// turn; further calls are dropped).
+    pub legacy_functions: bool,
+    /// The client sent `tool_choice: "none"`: calls the model makes anyway are dropped.
+    pub suppress_tool_calls: bool,
+}
+
+/// What a tool-use block of the reply becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolUseRole {
+    /// A tool call (or the legacy `function_call`).
+    Call,
+    /// Its input is the message content (structured-output emulation).
+    Content,
+    /// Not surfaced.
+    Dropped,
+}
+
+impl ResponseShape {
+    /// What a tool-use block calling `name` becomes.
+    pub fn tool_use_role(&self, name: &str) -> ToolUseRole {
+        if self.json_tool.as_deref() == Some(name) {
+            ToolUseRole::Content
+        } else if self.suppress_tool_calls {
+            ToolUseRole::Dropped
+        } else {
+            ToolUseRole::Call
+        }
+    }
+
+    /// The finish reason to report for a turn with tool calls, per the shape.
+    pub fn call_finish_reason(&self, reason: &'static str) -> &'static str {
+        if self.legacy_functions && reason == "tool_calls" {
+            "function_call"
+        } else {
+            reason
+        }
+    }
 }
 
 /// Token counts as Bedrock reports them. `input_tokens` excludes cached and cache-written
@@ -101,6 +149,17 @@ pub fn to_chat_completion(
     meta: &ResponseMeta<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Error> {
+    to_chat_completion_with(converse_body, meta, &ResponseShape::default(), out)
+}
+
+/// [`to_chat_completion`] for a reply shaped by the request (structured-output emulation,
+/// legacy functions, suppressed tool calls).
+pub fn to_chat_completion_with(
+    converse_body: &mut [u8],
+    meta: &ResponseMeta<'_>,
+    shape: &ResponseShape,
+    out: &mut Vec<u8>,
+) -> Result<Usage, Error> {
     let mut deserializer = simd_json::Deserializer::from_slice(converse_body).map_err(unreadable)?;
     let body = ConverseResponse::deserialize(&mut deserializer).map_err(unreadable)?;
     let message = body
@@ -110,22 +169,53 @@ pub fn to_chat_completion(
 
     let mut texts: Vec<&str> = Vec::new();
     let mut calls: Vec<ToolCall<'_>> = Vec::new();
+    let mut reasoning: Vec<&str> = Vec::new();
+    let mut signature: Option<&str> = None;
+    let mut redacted: Vec<&str> = Vec::new();
     for block in &message.content {
         if let Some(text) = block.text {
             texts.push(text);
         } else if let Some(tool_use) = &block.tool_use {
-            calls.push(ToolCall {
-                id: tool_use.tool_use_id,
-                name: tool_use.name,
-                arguments: tool_use.input.as_ref().map_or("{}", |d| d.0.as_str()),
-            });
+            let arguments = tool_use.input.as_ref().map_or("{}", |d| d.0.as_str());
+            match shape.tool_use_role(tool_use.name) {
+                ToolUseRole::Call => calls.push(ToolCall {
+                    id: tool_use.tool_use_id,
+                    name: tool_use.name,
+                    arguments,
+                }),
+                ToolUseRole::Content => texts.push(arguments),
+                ToolUseRole::Dropped => {
+                    tracing::debug!(
+                        tool = tool_use.name,
+                        "tool call dropped: the client sent tool_choice none"
+                    );
+                }
+            }
         } else if let Some(cited) = &block.citations_content {
             texts.extend(cited.content.iter().filter_map(|c| c.text));
+        } else if let Some(r) = &block.reasoning_content {
+            // Reasoning never goes into `content` (reference: mapping §6.3).
+            if let Some(t) = &r.reasoning_text {
+                reasoning.push(t.text);
+                signature = t.signature.or(signature);
+            }
+            redacted.extend(r.redacted_content);
         }
-        // reasoningContent and other blocks are not part of `content` (reference: mapping §6.3).
     }
 
-    let finish_reason = finish_reason(body.stop_reason.unwrap_or("end_turn"), !calls.is_empty())
+    let mut function_call = None;
+    if shape.legacy_functions && !calls.is_empty() {
+        if calls.len() > 1 {
+            tracing::debug!(
+                calls = calls.len(),
+                "legacy function_call reply keeps only the first call"
+            );
+        }
+        function_call = Some(calls[0]);
+        calls.clear();
+    }
+    let has_calls = !calls.is_empty() || function_call.is_some();
+    let finish_reason = finish_reason(body.stop_reason.unwrap_or("end_turn"), has_calls)
         .map_err(Error::MalformedModelOutput)?;
     let usage = body.usage.as_ref().map(Usage::from).unwrap_or_default();
     response::write_chat_completion(
@@ -135,8 +225,14 @@ pub fn to_chat_completion(
             created: meta.created,
             model: meta.model,
             content: &texts,
+            reasoning: MessageReasoning {
+                text: &reasoning,
+                signature,
+                redacted: &redacted,
+            },
             tool_calls: &calls,
-            finish_reason,
+            function_call,
+            finish_reason: shape.call_finish_reason(finish_reason),
             usage: usage.to_openai(),
             service_tier: body.service_tier.map(|t| t.tier),
         },
@@ -289,5 +385,94 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v["service_tier"], "priority");
+    }
+
+    fn run_shaped(body: &str, shape: &ResponseShape) -> serde_json::Value {
+        let mut raw = body.as_bytes().to_vec();
+        let mut out = Vec::new();
+        to_chat_completion_with(&mut raw, &META, shape, &mut out).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    const TWO_CALLS: &str = r#"{"output":{"message":{"role":"assistant","content":[
+        {"toolUse":{"toolUseId":"tooluse_1","name":"f","input":{"a":1}}},
+        {"toolUse":{"toolUseId":"tooluse_2","name":"g","input":{}}}]}},"stopReason":"tool_use",
+        "usage":{"inputTokens":1,"outputTokens":1,"totalTokens":2},"metrics":{"latencyMs":1}}"#;
+
+    #[test]
+    fn reasoning_is_returned_in_extension_members() {
+        let (v, _) = run(r#"{"output":{"message":{"role":"assistant","content":[
+                {"reasoningContent":{"reasoningText":{"text":"Let me ","signature":"c2ln"}}},
+                {"reasoningContent":{"redactedContent":"QUJD"}},{"text":"Hi"}]}},
+                "stopReason":"end_turn","usage":{"inputTokens":1,"outputTokens":1,"totalTokens":2},
+                "metrics":{"latencyMs":1}}"#)
+        .unwrap();
+        let message = &v["choices"][0]["message"];
+        assert_eq!(message["content"], "Hi");
+        assert_eq!(message["reasoning_content"], "Let me ");
+        assert_eq!(message["reasoning_signature"], "c2ln");
+        assert_eq!(message["redacted_reasoning"], serde_json::json!(["QUJD"]));
+    }
+
+    #[test]
+    fn messages_without_reasoning_carry_no_extension_members() {
+        let (v, _) = run(
+            r#"{"output":{"message":{"role":"assistant","content":[{"text":"Hi"}]}},
+                "stopReason":"end_turn","usage":{"inputTokens":1,"outputTokens":1,"totalTokens":2},
+                "metrics":{"latencyMs":1}}"#,
+        )
+        .unwrap();
+        let message = v["choices"][0]["message"].as_object().unwrap();
+        assert!(!message.contains_key("reasoning_content"));
+        assert!(!message.contains_key("reasoning_signature"));
+        assert!(!message.contains_key("redacted_reasoning"));
+    }
+
+    #[test]
+    fn structured_output_tool_input_becomes_the_content() {
+        let shape = ResponseShape {
+            json_tool: Some("g".into()),
+            ..ResponseShape::default()
+        };
+        let v = run_shaped(
+            r#"{"output":{"message":{"role":"assistant","content":[
+                {"toolUse":{"toolUseId":"tooluse_1","name":"g","input":{"n":42,"s":"x"}}}]}},"stopReason":"tool_use",
+                "usage":{"inputTokens":1,"outputTokens":1,"totalTokens":2},"metrics":{"latencyMs":1}}"#,
+            &shape,
+        );
+        let choice = &v["choices"][0];
+        assert_eq!(choice["message"]["content"], r#"{"n":42,"s":"x"}"#);
+        assert!(choice["message"].get("tool_calls").is_none());
+        assert_eq!(choice["finish_reason"], "stop");
+    }
+
+    #[test]
+    fn legacy_functions_get_the_first_call_as_function_call() {
+        let shape = ResponseShape {
+            legacy_functions: true,
+            ..ResponseShape::default()
+        };
+        let v = run_shaped(TWO_CALLS, &shape);
+        let choice = &v["choices"][0];
+        assert!(choice["message"]["content"].is_null());
+        assert_eq!(
+            choice["message"]["function_call"],
+            serde_json::json!({"name": "f", "arguments": "{\"a\":1}"})
+        );
+        assert!(choice["message"].get("tool_calls").is_none());
+        assert_eq!(choice["finish_reason"], "function_call");
+    }
+
+    #[test]
+    fn suppressed_tool_calls_are_dropped() {
+        let shape = ResponseShape {
+            suppress_tool_calls: true,
+            ..ResponseShape::default()
+        };
+        let v = run_shaped(TWO_CALLS, &shape);
+        let choice = &v["choices"][0];
+        assert_eq!(choice["message"]["content"], "");
+        assert!(choice["message"].get("tool_calls").is_none());
+        assert_eq!(choice["finish_reason"], "stop");
     }
 }

@@ -17,7 +17,7 @@ use crate::bedrock::stream::{
 };
 use crate::error::{Error, classify_bedrock, write_error_object};
 use crate::openai::response::{ChunkWriter, DONE_RECORD};
-use crate::translate::response::{ResponseMeta, Usage, finish_reason};
+use crate::translate::response::{ResponseMeta, ResponseShape, ToolUseRole, Usage, finish_reason};
 
 /// Error code of the record sent when Bedrock's body ends before `messageStop`.
 pub const TRUNCATED_CODE: &str = "upstream_stream_truncated";
@@ -40,9 +40,13 @@ struct State {
     finished: bool,
     /// The stream ended with an error record rather than `[DONE]`.
     failed: bool,
-    /// One entry per tool-use block of this response, in order, so its position is the OpenAI
-    /// tool-call index. Bounded by the blocks one response can hold (its output token limit).
+    /// One entry per tool-use block of this response, in order. Bounded by the blocks one
+    /// response can hold (its output token limit).
     tools: Vec<ToolBlock>,
+    /// Tool calls surfaced so far; the next one gets this OpenAI index.
+    calls: u32,
+    /// How the request asked for the reply to be shaped.
+    shape: ResponseShape,
     usage: Option<Usage>,
 }
 
@@ -50,8 +54,22 @@ struct State {
 struct ToolBlock {
     /// Bedrock's `contentBlockIndex`, which also counts text and reasoning blocks.
     block: u32,
+    /// What the block becomes for the client.
+    kind: ToolBlockKind,
     /// Whether a non-empty arguments fragment was sent.
     args_sent: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ToolBlockKind {
+    /// A tool call with this OpenAI index (dense, in order of appearance).
+    Call(u32),
+    /// The deprecated `function_call`.
+    Function,
+    /// Its input is streamed as `content` (structured-output emulation).
+    Content,
+    /// Not surfaced.
+    Dropped,
 }
 
 // === impl StreamTranslator ===
@@ -59,6 +77,12 @@ struct ToolBlock {
 impl StreamTranslator {
     /// Starts a stream; renders the constant head of every chunk once.
     pub fn new(meta: &ResponseMeta<'_>, include_usage: bool) -> Self {
+        Self::with_shape(meta, include_usage, ResponseShape::default())
+    }
+
+    /// Starts a stream whose reply is shaped by the request (structured-output emulation,
+    /// legacy functions, suppressed tool calls).
+    pub fn with_shape(meta: &ResponseMeta<'_>, include_usage: bool, shape: ResponseShape) -> Self {
         Self {
             state: State {
                 chunks: ChunkWriter::new(meta.id, meta.created, meta.model, include_usage),
@@ -68,6 +92,8 @@ impl StreamTranslator {
                 finished: false,
                 failed: false,
                 tools: Vec::new(),
+                calls: 0,
+                shape,
                 usage: None,
             },
             parser: PayloadParser::default(),
@@ -131,14 +157,33 @@ impl StreamTranslator {
                     && !state.stopped
                 {
                     state.ensure_role(out);
-                    let index = state.tool_count();
+                    let kind = match state.shape.tool_use_role(tool_use.name) {
+                        ToolUseRole::Content => ToolBlockKind::Content,
+                        ToolUseRole::Dropped => ToolBlockKind::Dropped,
+                        // The deprecated API has one call per turn: later ones are dropped.
+                        ToolUseRole::Call if state.shape.legacy_functions => {
+                            if state.calls == 0 {
+                                state.chunks.function_call_start(out, tool_use.name);
+                                state.calls = 1;
+                                ToolBlockKind::Function
+                            } else {
+                                ToolBlockKind::Dropped
+                            }
+                        }
+                        ToolUseRole::Call => {
+                            let index = state.calls;
+                            state.calls = state.calls.saturating_add(1);
+                            state
+                                .chunks
+                                .tool_call_start(out, index, tool_use.tool_use_id, tool_use.name);
+                            ToolBlockKind::Call(index)
+                        }
+                    };
                     state.tools.push(ToolBlock {
                         block: event.content_block_index,
+                        kind,
                         args_sent: false,
                     });
-                    state
-                        .chunks
-                        .tool_call_start(out, index, tool_use.tool_use_id, tool_use.name);
                 }
                 // toolResult and image blocks have no OpenAI equivalent.
             }
@@ -153,7 +198,7 @@ impl StreamTranslator {
                         state.chunks.content(out, text);
                     }
                 } else if let Some(tool_use) = event.delta.tool_use {
-                    let Some(index) = state.tool_index(event.content_block_index) else {
+                    let Some(position) = state.tool_position(event.content_block_index) else {
                         return Err(Error::UpstreamProtocol(
                             format!(
                                 "tool input for content block {} without a toolUse start",
@@ -163,22 +208,34 @@ impl StreamTranslator {
                         ));
                     };
                     if !tool_use.input.is_empty() {
-                        state.tools[index as usize].args_sent = true;
-                        state.chunks.tool_call_arguments(out, index, tool_use.input);
+                        state.arguments(out, position, tool_use.input);
+                    }
+                } else if let Some(reasoning) = event.delta.reasoning_content {
+                    // Reasoning goes to the extension members, never into `content`.
+                    if let Some(text) = reasoning.text.filter(|t| !t.is_empty()) {
+                        state.ensure_role(out);
+                        state.chunks.reasoning(out, text);
+                    }
+                    if let Some(signature) = reasoning.signature.filter(|s| !s.is_empty()) {
+                        state.ensure_role(out);
+                        state.chunks.reasoning_signature(out, signature);
+                    }
+                    if let Some(data) = reasoning.redacted_content.filter(|d| !d.is_empty()) {
+                        state.ensure_role(out);
+                        state.chunks.redacted_reasoning(out, data);
                     }
                 }
-                // Reasoning, citation, image and tool-result deltas are not surfaced.
+                // Citation, image and tool-result deltas have no place in a chunk.
             }
             EventType::ContentBlockStop => {
                 let event: ContentBlockStopEvent = parser.parse(payload).map_err(malformed)?;
-                if let Some(index) = state.tool_index(event.content_block_index)
+                if let Some(position) = state.tool_position(event.content_block_index)
                     && !state.stopped
-                    && !state.tools[index as usize].args_sent
+                    && !state.tools[position].args_sent
                 {
                     // A tool without arguments may stream no fragment at all; clients must
                     // still get a JSON object, not "".
-                    state.tools[index as usize].args_sent = true;
-                    state.chunks.tool_call_arguments(out, index, "{}");
+                    state.arguments(out, position, "{}");
                 }
             }
             EventType::MessageStop => {
@@ -186,10 +243,10 @@ impl StreamTranslator {
                 if state.stopped {
                     return Ok(());
                 }
-                match finish_reason(event.stop_reason, !state.tools.is_empty()) {
+                match finish_reason(event.stop_reason, state.calls > 0) {
                     Ok(reason) => {
                         state.ensure_role(out);
-                        state.chunks.finish(out, reason);
+                        state.chunks.finish(out, state.shape.call_finish_reason(reason));
                         state.stopped = true;
                     }
                     Err(code) => {
@@ -276,14 +333,23 @@ impl State {
         }
     }
 
-    fn tool_count(&self) -> u32 {
-        u32::try_from(self.tools.len()).unwrap_or(u32::MAX)
+    /// The entry of the tool-use block started at `block`.
+    fn tool_position(&self, block: u32) -> Option<usize> {
+        self.tools.iter().rposition(|t| t.block == block)
     }
 
-    /// The OpenAI index of the tool call started at `block`.
-    fn tool_index(&self, block: u32) -> Option<u32> {
-        let position = self.tools.iter().rposition(|t| t.block == block)?;
-        u32::try_from(position).ok()
+    /// Sends a fragment of the input of tool-use block `position`, as its kind requires.
+    fn arguments(&mut self, out: &mut BytesMut, position: usize, fragment: &str) {
+        let Some(tool) = self.tools.get_mut(position) else {
+            return;
+        };
+        tool.args_sent = true;
+        match tool.kind {
+            ToolBlockKind::Call(index) => self.chunks.tool_call_arguments(out, index, fragment),
+            ToolBlockKind::Function => self.chunks.function_call_arguments(out, fragment),
+            ToolBlockKind::Content => self.chunks.content(out, fragment),
+            ToolBlockKind::Dropped => {}
+        }
     }
 
     fn done(&mut self, out: &mut BytesMut) {

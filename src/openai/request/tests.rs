@@ -37,14 +37,14 @@ fn every_documented_member_is_read() {
     parse_with(
         r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true,"include_obfuscation":false},
             "max_completion_tokens":10,"max_tokens":20,"temperature":0.5,"top_p":0.9,"stop":["a","b"],"n":1,
-            "tools":[{"type":"function"},{"type":"function"}],"tool_choice":{"type":"function","function":{"name":"f"}},
+            "tools":[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"g"}}],"tool_choice":{"type":"function","function":{"name":"f"}},
             "parallel_tool_calls":true,"response_format":{"type":"json_schema","json_schema":{"name":"x"}},
             "reasoning_effort":"low","verbosity":"high","seed":7,"logprobs":false,"top_logprobs":0,
             "logit_bias":{"50256":-100},"frequency_penalty":0,"presence_penalty":0.5,"user":"u","safety_identifier":"s",
             "prompt_cache_key":"k","prompt_cache_retention":"24h","prompt_cache_options":{"x":1},"metadata":{"a":"b"},
             "store":false,"service_tier":"flex","modalities":["text"],"audio":{"voice":"alloy"},
             "prediction":{"type":"content","content":"x"},"web_search_options":{},"moderation":{"model":"m"},
-            "functions":[],"function_call":"auto"}"#,
+            "functions":[],"function_call":"auto","bedrock":{}}"#,
         |r| {
             let r = r.unwrap();
             assert!(r.stream && r.include_usage());
@@ -54,10 +54,21 @@ fn every_documented_member_is_read() {
             assert_eq!(r.top_p, Some(0.9));
             assert_eq!(r.stop, Some(Stop::Many(vec!["a", "b"])));
             assert_eq!(r.n, Some(1));
-            assert_eq!(r.tools, Some(2));
-            assert_eq!(r.tool_choice, Some(ToolChoice::Object(Some("function"))));
+            let names: Vec<&str> = r
+                .tools
+                .iter()
+                .flatten()
+                .filter_map(|t| t.function.as_ref())
+                .map(|f| f.name)
+                .collect();
+            assert_eq!(names, ["f", "g"]);
+            assert_eq!(r.tool_choice, Some(ToolChoice::Function("f")));
             assert_eq!(r.parallel_tool_calls, Some(true));
-            assert_eq!(r.response_format.map(|f| f.kind), Some("json_schema"));
+            assert_eq!(r.response_format.as_ref().map(|f| f.kind), Some("json_schema"));
+            assert_eq!(r.metadata, Some(StrMap(vec![("a", "b")])));
+            assert_eq!(r.functions, Some(Vec::new()));
+            assert_eq!(r.function_call, Some(FunctionCallChoice::Mode("auto")));
+            assert_eq!(r.bedrock, Some(BedrockExtension::default()));
             assert_eq!(r.reasoning_effort, Some("low"));
             assert_eq!(r.seed, Some(7));
             assert_eq!(r.logit_bias, Some(1));
@@ -66,13 +77,10 @@ fn every_documented_member_is_read() {
             assert_eq!(r.modalities, Some(vec!["text"]));
             for present in [
                 r.prompt_cache_options,
-                r.metadata,
                 r.audio,
                 r.prediction,
                 r.web_search_options,
                 r.moderation,
-                r.functions,
-                r.function_call,
             ] {
                 assert_eq!(present, Some(Present));
             }
@@ -91,7 +99,7 @@ fn null_means_not_set() {
             assert!(!r.stream);
             assert_eq!(r.temperature, None);
             assert_eq!(r.stop, None);
-            assert_eq!(r.tools, None);
+            assert!(r.tools.is_none());
             assert_eq!(r.metadata, None);
             assert_eq!(r.messages[0].content, None);
             assert!(!r.include_usage());
@@ -110,7 +118,7 @@ fn unknown_top_level_keys_are_recorded_in_order() {
 #[test]
 fn unknown_message_and_part_members_are_skipped() {
     parse_with(
-        r#"{"model":"m","messages":[{"role":"user","reasoning_content":"x","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]}]}"#,
+        r#"{"model":"m","messages":[{"role":"user","annotations":[],"content":[{"type":"text","text":"hi","extra":{"type":"ephemeral"}}]}]}"#,
         |r| {
             let r = r.unwrap();
             let Some(Content::Parts(parts)) = &r.messages[0].content else {
@@ -288,4 +296,152 @@ fn top_level_must_be_an_object() {
         assert_eq!(err.message, "the request body must be a JSON object", "{body}");
         assert_eq!(err.param, None);
     }
+}
+
+#[test]
+fn tools_and_tool_calls_are_read_with_raw_schemas_and_argument_text() {
+    parse_with(
+        r#"{"model":"m","messages":[
+            {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",
+              "function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},
+            {"role":"tool","tool_call_id":"call_1","content":"21C"}],
+          "tools":[{"type":"function","cache_control":{"type":"ephemeral"},"function":{"name":"get_weather",
+              "description":"d","strict":true,"parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]}"#,
+        |r| {
+            let r = r.unwrap();
+            let call = &r.messages[0].tool_calls.as_ref().unwrap()[0];
+            assert_eq!((call.id, call.kind), ("call_1", Some("function")));
+            let f = call.function.unwrap();
+            assert_eq!((f.name, f.arguments), ("get_weather", "{\"city\":\"Paris\"}"));
+            assert_eq!(r.messages[1].tool_call_id, Some("call_1"));
+            let tool = &r.tools.as_ref().unwrap()[0];
+            assert_eq!(tool.cache_control.unwrap().kind, "ephemeral");
+            let def = tool.function.as_ref().unwrap();
+            assert_eq!((def.description, def.strict), (Some("d"), Some(true)));
+            assert_eq!(
+                def.parameters.as_ref().unwrap().to_json_string(),
+                r#"{"type":"object","properties":{"city":{"type":"string"}}}"#
+            );
+        },
+    );
+}
+
+#[test]
+fn tool_choice_forms_are_read() {
+    for (json, expected) in [
+        (r#""required""#, ToolChoice::Mode("required")),
+        (
+            r#"{"type":"function","function":{"name":"f"}}"#,
+            ToolChoice::Function("f"),
+        ),
+        (
+            r#"{"type":"allowed_tools","allowed_tools":{"mode":"auto","tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"b"}}]}}"#,
+            ToolChoice::AllowedTools {
+                mode: "auto",
+                tools: vec!["a", "b"],
+            },
+        ),
+        (
+            r#"{"type":"custom","custom":{"name":"x"}}"#,
+            ToolChoice::Other("custom"),
+        ),
+    ] {
+        let body = format!(r#"{{"model":"m","messages":[],"tool_choice":{json}}}"#);
+        parse_with(&body, |r| assert_eq!(r.unwrap().tool_choice, Some(expected)));
+    }
+    let err = parse_err(r#"{"model":"m","messages":[],"tool_choice":{"type":"function"}}"#);
+    assert_param(&err, "tool_choice", "invalid_value");
+    assert!(
+        err.message.contains("missing field `function`"),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn bad_tool_definitions_name_the_tool_index() {
+    let err = parse_err(
+        r#"{"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{}}]}"#,
+    );
+    assert_param(&err, "tools[1]", "invalid_value");
+    assert!(err.message.contains("missing field `name`"), "{}", err.message);
+    let err = parse_err(
+        r#"{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"c","function":{"name":"f","arguments":{}}}]}]}"#,
+    );
+    assert_param(&err, "messages[0].tool_calls[0]", "invalid_value");
+}
+
+#[test]
+fn media_parts_and_extension_members_are_read() {
+    parse_with(
+        r#"{"model":"m","messages":[{"role":"user","cache_control":{"type":"ephemeral","ttl":"1h"},"content":[
+            {"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA","detail":"low"}},
+            {"type":"image_url","image_url":"https://example.com/a.png"},
+            {"type":"file","file":{"file_data":"data:application/pdf;base64,AAAA","filename":"a.pdf"}},
+            {"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}]},
+            {"role":"assistant","content":"x","reasoning_content":"think","reasoning_signature":"sig","redacted_reasoning":["QUJD"]}],
+          "response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object"},"strict":true}},
+          "bedrock":{"guardrailConfig":{"guardrailIdentifier":"g","guardrailVersion":"1"},
+            "performanceConfig":{"latency":"optimized"},"requestMetadata":{"k":"v"},
+            "promptVariables":{"topic":{"text":"cats"}},"additionalModelRequestFields":{"top_k":5}}}"#,
+        |r| {
+            let r = r.unwrap();
+            let Some(Content::Parts(parts)) = &r.messages[0].content else {
+                panic!("parts expected");
+            };
+            assert_eq!(
+                parts[0].image_url,
+                Some(ImageUrl {
+                    url: "data:image/png;base64,AAAA",
+                    detail: Some("low")
+                })
+            );
+            assert_eq!(parts[1].image_url.unwrap().url, "https://example.com/a.png");
+            assert_eq!(parts[2].file.unwrap().filename, Some("a.pdf"));
+            assert_eq!(parts[3].input_audio.unwrap().format, "wav");
+            assert_eq!(r.messages[0].cache_control.unwrap().ttl, Some("1h"));
+            let a = &r.messages[1];
+            assert_eq!(
+                (a.reasoning_content, a.reasoning_signature),
+                (Some("think"), Some("sig"))
+            );
+            assert_eq!(a.redacted_reasoning, Some(vec!["QUJD"]));
+            let format = r.response_format.as_ref().unwrap().json_schema.as_ref().unwrap();
+            assert_eq!((format.name, format.strict), ("n", Some(true)));
+            let ext = r.bedrock.as_ref().unwrap();
+            assert_eq!(ext.guardrail_config.as_ref().unwrap().guardrail_identifier, "g");
+            assert_eq!(ext.performance_config.unwrap().latency, "optimized");
+            assert_eq!(ext.request_metadata, Some(StrMap(vec![("k", "v")])));
+            assert_eq!(ext.prompt_variables.as_ref().unwrap().0, vec![("topic", "cats")]);
+        },
+    );
+}
+
+#[test]
+fn unknown_extension_members_are_rejected_by_name() {
+    let err = parse_err(r#"{"model":"m","messages":[],"bedrock":{"guardrail":{}}}"#);
+    assert_param(&err, "bedrock", "invalid_value");
+    assert!(
+        err.message.contains("unknown field `guardrail`"),
+        "{}",
+        err.message
+    );
+    let err = parse_err(r#"{"model":"m","messages":[],"metadata":{"a":1}}"#);
+    assert_param(&err, "metadata", "invalid_value");
+}
+
+#[test]
+fn legacy_function_members_are_read() {
+    parse_with(
+        r#"{"model":"m","messages":[{"role":"assistant","content":null,"function_call":{"name":"f","arguments":"{}"}},
+            {"role":"function","name":"f","content":"r"}],
+          "functions":[{"name":"f","parameters":{"type":"object"}}],"function_call":{"name":"f"}}"#,
+        |r| {
+            let r = r.unwrap();
+            assert_eq!(r.messages[0].function_call.unwrap().name, "f");
+            assert_eq!(r.messages[1].role, Role::Function);
+            assert_eq!(r.functions.as_ref().unwrap()[0].name, "f");
+            assert_eq!(r.function_call, Some(FunctionCallChoice::Name("f")));
+        },
+    );
 }

@@ -13,6 +13,37 @@ fn translate_with(body: &str, opts: &RequestOptions) -> Result<Value, InvalidReq
     Ok(serde_json::from_slice(&out).unwrap())
 }
 
+/// Translates `body` for a model with `model` options (YAML) and the fetched `images`; the
+/// Converse body as a JSON value and what else the translation decided.
+fn translate_for(
+    body: &str,
+    model: &str,
+    images: &[FetchedImage],
+) -> Result<(Value, Translation), InvalidRequest> {
+    let model: ModelOptions = serde_yaml::from_str(model).unwrap();
+    assert!(model.problems().is_empty(), "{:?}", model.problems());
+    let mut buf = body.as_bytes().to_vec();
+    let mut buffers = simd_json::Buffers::default();
+    let req = ChatCompletionRequest::parse(&mut buf, &mut buffers)?;
+    let opts = RequestOptions::default();
+    let cx = Context {
+        options: &opts,
+        model: &model,
+        images,
+    };
+    let mut out = Vec::new();
+    let translation = to_converse_with(&req, &cx, &mut out)?;
+    Ok((serde_json::from_slice(&out).unwrap(), translation))
+}
+
+#[track_caller]
+fn rejected_for(body: &str, model: &str, param: &str, code: &str) -> InvalidRequest {
+    let err = translate_for(body, model, &[]).unwrap_err();
+    assert_eq!(err.param.as_deref(), Some(param), "{err:?}");
+    assert_eq!(err.code, Some(code), "{err:?}");
+    err
+}
+
 fn translate(body: &str) -> Result<Value, InvalidRequest> {
     translate_with(body, &RequestOptions::default())
 }
@@ -207,20 +238,6 @@ fn missing_content_is_named() {
 }
 
 #[test]
-fn non_text_user_parts_are_rejected_until_supported() {
-    for part in [
-        r#"{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}"#,
-        r#"{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}"#,
-        r#"{"type":"file","file":{"file_id":"file-abc"}}"#,
-    ] {
-        let body = with_messages(&format!(
-            r#"[{{"role":"user","content":[{{"type":"text","text":"a"}},{part}]}}]"#
-        ));
-        assert_rejected(&body, "messages[0].content[1].type", "unsupported_value");
-    }
-}
-
-#[test]
 fn part_types_a_role_cannot_carry_are_invalid() {
     assert_rejected(
         &with_messages(
@@ -240,49 +257,6 @@ fn part_types_a_role_cannot_carry_are_invalid() {
         "invalid_value",
     );
     assert_eq!(err.message, "unknown content part type `video`");
-}
-
-#[test]
-fn tool_and_function_roles_are_rejected() {
-    assert_rejected(
-        &with_messages(
-            r#"[{"role":"user","content":"a"},{"role":"tool","tool_call_id":"call_1","content":"r"}]"#,
-        ),
-        "messages[1].role",
-        "unsupported_value",
-    );
-    assert_rejected(
-        &with_messages(r#"[{"role":"user","content":"a"},{"role":"function","name":"f","content":"r"}]"#),
-        "messages[1].role",
-        "unsupported_value",
-    );
-}
-
-#[test]
-fn assistant_tool_calls_are_rejected_but_an_empty_list_is_not() {
-    assert_rejected(
-        &with_messages(
-            r#"[{"role":"user","content":"a"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}]}]"#,
-        ),
-        "messages[1].tool_calls",
-        "unsupported_parameter",
-    );
-    translate(&with_messages(
-        r#"[{"role":"user","content":"a"},{"role":"assistant","content":"b","tool_calls":[]},{"role":"user","content":"c"}]"#,
-    ))
-    .unwrap();
-    assert_rejected(
-        &with_messages(
-            r#"[{"role":"user","content":"a"},{"role":"assistant","content":"b","function_call":{"name":"f"}}]"#,
-        ),
-        "messages[1].function_call",
-        "unsupported_parameter",
-    );
-    assert_rejected(
-        &with_messages(r#"[{"role":"user","content":"a"},{"role":"assistant","audio":{"id":"audio_1"}}]"#),
-        "messages[1].audio",
-        "unsupported_parameter",
-    );
 }
 
 // === inference parameters (mapping §2) ===
@@ -515,7 +489,7 @@ fn audio_output_is_rejected() {
 }
 
 #[test]
-fn web_search_moderation_and_functions_are_rejected() {
+fn web_search_and_moderation_are_rejected() {
     assert_rejected(
         &mk_body(r#""web_search_options":{}"#),
         "web_search_options",
@@ -524,16 +498,6 @@ fn web_search_moderation_and_functions_are_rejected() {
     assert_rejected(
         &mk_body(r#""moderation":{"model":"x"}"#),
         "moderation",
-        "unsupported_parameter",
-    );
-    assert_rejected(
-        &mk_body(r#""functions":[{"name":"f"}]"#),
-        "functions",
-        "unsupported_parameter",
-    );
-    assert_rejected(
-        &mk_body(r#""function_call":"auto""#),
-        "function_call",
         "unsupported_parameter",
     );
 }
@@ -558,55 +522,6 @@ fn stream_options_require_stream() {
 }
 
 #[test]
-fn tools_are_rejected_until_supported_but_harmless_tool_fields_pass() {
-    assert_rejected(
-        &mk_body(r#""tools":[{"type":"function","function":{"name":"f"}}]"#),
-        "tools",
-        "unsupported_parameter",
-    );
-    translate(&mk_body(
-        r#""tools":[],"tool_choice":"none","parallel_tool_calls":true"#,
-    ))
-    .unwrap();
-    translate(&mk_body(r#""tool_choice":"auto""#)).unwrap();
-    assert_rejected(
-        &mk_body(r#""tool_choice":"required""#),
-        "tool_choice",
-        "unsupported_value",
-    );
-    assert_rejected(
-        &mk_body(r#""tool_choice":{"type":"function","function":{"name":"f"}}"#),
-        "tool_choice",
-        "unsupported_value",
-    );
-    assert_rejected(
-        &mk_body(r#""parallel_tool_calls":false"#),
-        "parallel_tool_calls",
-        "unsupported_value",
-    );
-}
-
-#[test]
-fn response_format_text_passes_and_json_formats_are_rejected() {
-    translate(&mk_body(r#""response_format":{"type":"text"}"#)).unwrap();
-    assert_rejected(
-        &mk_body(r#""response_format":{"type":"json_object"}"#),
-        "response_format",
-        "unsupported_value",
-    );
-    assert_rejected(
-        &mk_body(r#""response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}}"#),
-        "response_format",
-        "unsupported_value",
-    );
-    assert_rejected(
-        &mk_body(r#""response_format":{"type":"yaml"}"#),
-        "response_format.type",
-        "invalid_value",
-    );
-}
-
-#[test]
 fn reasoning_effort_none_passes_and_other_levels_are_rejected() {
     translate(&mk_body(r#""reasoning_effort":"none""#)).unwrap();
     assert_rejected(
@@ -614,19 +529,6 @@ fn reasoning_effort_none_passes_and_other_levels_are_rejected() {
         "reasoning_effort",
         "unsupported_value",
     );
-}
-
-#[test]
-fn harmless_parameters_are_ignored_without_changing_the_body() {
-    let plain = translate(&mk_body("")).unwrap();
-    let v = translate(&mk_body(
-        r#""seed":42,"store":true,"user":"u-1","safety_identifier":"s","metadata":{"a":"b"},
-           "prediction":{"type":"content","content":"x"},"verbosity":"low","prompt_cache_key":"k",
-           "prompt_cache_retention":"24h","prompt_cache_options":{},"service_tier":"auto","parallel_tool_calls":true,
-           "response_format":{"type":"text"},"n":1,"logprobs":false"#,
-    ))
-    .unwrap();
-    assert_eq!(v, plain);
 }
 
 // === the worked example of mapping §3.5 ===
@@ -652,11 +554,6 @@ const REFERENCE_EXAMPLE: &str = r#"{"model": "claude-sonnet",
  "stop": "\n\nUser:", "stream": true, "stream_options": {"include_usage": true}}"#;
 
 #[test]
-fn reference_example_is_rejected_at_tools_until_tool_calling_lands() {
-    assert_rejected(REFERENCE_EXAMPLE, "tools", "unsupported_parameter");
-}
-
-#[test]
 fn reference_example_text_parts_translate_as_in_mapping() {
     // §3.5 with only what the text scope covers: the system/developer hoisting, the first user
     // text, and the inference parameters give exactly the reference's Converse members.
@@ -676,14 +573,74 @@ fn reference_example_text_parts_translate_as_in_mapping() {
 }
 
 #[test]
+fn harmless_parameters_are_ignored_and_reported() {
+    let plain = translate(&mk_body("")).unwrap();
+    let (v, t) = translate_for(
+        &mk_body(
+            r#""seed":42,"store":true,"prediction":{"type":"content","content":"x"},"verbosity":"low",
+               "prompt_cache_key":"k","prompt_cache_retention":"24h","prompt_cache_options":{},"service_tier":"auto",
+               "parallel_tool_calls":true,"response_format":{"type":"text"},"n":1,"logprobs":false"#,
+        ),
+        "{}",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(v, plain);
+    assert_eq!(
+        t.ignored.to_string(),
+        "seed,store,prediction,verbosity,prompt_cache_key,prompt_cache_retention,prompt_cache_options"
+    );
+}
+
+#[test]
+fn reference_example_translates_exactly_as_in_mapping() {
+    // mapping §3.5: the OpenAI request and the ConverseStream body given there, verbatim.
+    let expected = json!({"system": [{"text": "You are a travel assistant."}, {"text": "Answer in English."}],
+     "messages": [
+      {"role": "user", "content": [
+         {"text": "What's the weather and time in Paris? See my photo."},
+         {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}}]},
+      {"role": "assistant", "content": [
+         {"toolUse": {"toolUseId": "call_w1", "name": "get_weather", "input": {"city": "Paris"}}},
+         {"toolUse": {"toolUseId": "call_t1", "name": "get_time", "input": {}}}]},
+      {"role": "user", "content": [
+         {"toolResult": {"toolUseId": "call_w1", "content": [{"text": "{\"temp_c\":21}"}]}},
+         {"toolResult": {"toolUseId": "call_t1", "content": [{"text": "14:05 CET"}]}},
+         {"text": "Thanks! Should I bring an umbrella?"}]}],
+     "toolConfig": {"tools": [
+       {"toolSpec": {"name": "get_weather", "description": "Current weather for a city",
+          "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}},
+       {"toolSpec": {"name": "get_time", "inputSchema": {"json": {"type": "object", "properties": {}}}}}],
+       "toolChoice": {"auto": {}}},
+     "inferenceConfig": {"maxTokens": 1024, "temperature": 0.3, "stopSequences": ["\n\nUser:"]}});
+    let (v, t) = translate_for(REFERENCE_EXAMPLE, "{}", &[]).unwrap();
+    assert_eq!(v, expected);
+    assert_eq!(t.ignored.to_string(), "image_url.detail");
+    assert_eq!(t.response, ResponseShape::default());
+}
+
+#[test]
 fn converse_body_borrows_the_clients_strings() {
     let mut buf = mk_body(r#""stop":"END""#).into_bytes();
     let mut buffers = simd_json::Buffers::default();
     let req = ChatCompletionRequest::parse(&mut buf, &mut buffers).unwrap();
-    let converse = to_converse_request(&req, &RequestOptions::default()).unwrap();
-    let ContentBlock::Text(text) = converse.messages[0].content[0];
-    let Some(Content::Text(original)) = req.messages[0].content else {
+    let (opts, model) = (RequestOptions::default(), ModelOptions::default());
+    let cx = Context {
+        options: &opts,
+        model: &model,
+        images: &[],
+    };
+    let (converse, _) = to_converse_request(&req, &cx).unwrap();
+    let crate::bedrock::converse::ContentBlock::Text(text) = converse.messages[0].content[0] else {
+        panic!("text block expected");
+    };
+    let Some(crate::openai::request::Content::Text(original)) = req.messages[0].content else {
         panic!("string content expected");
     };
     assert!(std::ptr::eq(text, original));
 }
+
+mod extensions;
+mod media;
+mod reasoning;
+mod tools;

@@ -3,6 +3,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::translate::response::ResponseShape;
 
 const META: ResponseMeta<'static> = ResponseMeta {
     id: "chatcmpl-1",
@@ -269,7 +270,7 @@ fn malformed_stop_reason_is_an_error_record_without_done() {
 }
 
 #[test]
-fn reasoning_and_unknown_events_are_ignored() {
+fn reasoning_goes_to_extension_deltas_and_unknown_events_are_ignored() {
     let mut t = mk_translator(false);
     feed(&mut t, &[START]);
     let r = feed(
@@ -284,10 +285,179 @@ fn reasoning_and_unknown_events_are_ignored() {
                 r#"{"contentBlockIndex":0,"delta":{"reasoningContent":{"signature":"sig"}}}"#,
             ),
             ("contentBlockStop", r#"{"contentBlockIndex":0}"#),
+            (
+                "contentBlockDelta",
+                r#"{"contentBlockIndex":1,"delta":{"reasoningContent":{"redactedContent":"QUJD"}}}"#,
+            ),
+            ("contentBlockStop", r#"{"contentBlockIndex":1}"#),
             ("somethingNew", "not even json"),
         ],
     );
-    assert!(r.is_empty());
+    assert_eq!(
+        deltas(&r),
+        vec![
+            json!({"reasoning_content": "hmm"}),
+            json!({"reasoning_signature": "sig"}),
+            json!({"redacted_reasoning": ["QUJD"]}),
+        ]
+    );
+    assert!(
+        r.iter()
+            .all(|c| c["choices"][0]["delta"].get("content").is_none())
+    );
+}
+
+fn tool_start(i: u32, id: &str, name: &str) -> (String, String) {
+    (
+        "contentBlockStart".into(),
+        json!({"contentBlockIndex": i, "start": {"toolUse": {"toolUseId": id, "name": name}}}).to_string(),
+    )
+}
+
+fn tool_input(i: u32, s: &str) -> (String, String) {
+    (
+        "contentBlockDelta".into(),
+        json!({"contentBlockIndex": i, "delta": {"toolUse": {"input": s}}}).to_string(),
+    )
+}
+
+fn block_stop(i: u32) -> (String, String) {
+    (
+        "contentBlockStop".into(),
+        json!({"contentBlockIndex": i}).to_string(),
+    )
+}
+
+fn owned(e: (&str, &str)) -> (String, String) {
+    (e.0.to_owned(), e.1.to_owned())
+}
+
+#[test]
+fn structured_output_tool_input_streams_as_content_and_finishes_with_stop() {
+    let shape = ResponseShape {
+        json_tool: Some("answer".into()),
+        ..ResponseShape::default()
+    };
+    let mut t = StreamTranslator::with_shape(&META, false, shape);
+    let r = feed_owned(
+        &mut t,
+        &[
+            owned(START),
+            tool_start(0, "tooluse_1", "answer"),
+            tool_input(0, "{\"n\":"),
+            tool_input(0, "42}"),
+            block_stop(0),
+            owned(("messageStop", r#"{"stopReason":"tool_use"}"#)),
+            owned(METADATA),
+        ],
+    );
+    assert_eq!(
+        deltas(&r),
+        vec![
+            json!({"role": "assistant", "content": ""}),
+            json!({"content": "{\"n\":"}),
+            json!({"content": "42}"}),
+            json!({}),
+        ]
+    );
+    assert_eq!(r[r.len() - 2]["choices"][0]["finish_reason"], "stop");
+}
+
+#[test]
+fn structured_output_tool_without_input_streams_an_empty_object() {
+    let shape = ResponseShape {
+        json_tool: Some("answer".into()),
+        ..ResponseShape::default()
+    };
+    let mut t = StreamTranslator::with_shape(&META, false, shape);
+    let r = feed_owned(
+        &mut t,
+        &[owned(START), tool_start(0, "t", "answer"), block_stop(0)],
+    );
+    assert_eq!(deltas(&r)[1], json!({"content": "{}"}));
+}
+
+#[test]
+fn legacy_functions_stream_one_function_call() {
+    let shape = ResponseShape {
+        legacy_functions: true,
+        ..ResponseShape::default()
+    };
+    let mut t = StreamTranslator::with_shape(&META, false, shape);
+    let r = feed_owned(
+        &mut t,
+        &[
+            owned(START),
+            tool_start(0, "tooluse_1", "f"),
+            tool_input(0, "{\"a\":1}"),
+            block_stop(0),
+            tool_start(1, "tooluse_2", "g"),
+            tool_input(1, "{}"),
+            block_stop(1),
+            owned(("messageStop", r#"{"stopReason":"tool_use"}"#)),
+        ],
+    );
+    assert_eq!(
+        deltas(&r),
+        vec![
+            json!({"role": "assistant", "content": ""}),
+            json!({"function_call": {"name": "f", "arguments": ""}}),
+            json!({"function_call": {"arguments": "{\"a\":1}"}}),
+            json!({}),
+        ]
+    );
+    assert_eq!(r.last().unwrap()["choices"][0]["finish_reason"], "function_call");
+}
+
+#[test]
+fn suppressed_tool_calls_are_not_streamed() {
+    let shape = ResponseShape {
+        suppress_tool_calls: true,
+        ..ResponseShape::default()
+    };
+    let mut t = StreamTranslator::with_shape(&META, false, shape);
+    let r = feed_owned(
+        &mut t,
+        &[
+            owned(START),
+            text(0, "Sure."),
+            block_stop(0),
+            tool_start(1, "tooluse_1", "f"),
+            tool_input(1, "{}"),
+            block_stop(1),
+            owned(("messageStop", r#"{"stopReason":"tool_use"}"#)),
+        ],
+    );
+    assert_eq!(
+        deltas(&r),
+        vec![
+            json!({"role": "assistant", "content": ""}),
+            json!({"content": "Sure."}),
+            json!({})
+        ]
+    );
+    assert_eq!(r.last().unwrap()["choices"][0]["finish_reason"], "stop");
+}
+
+#[test]
+fn tool_indexes_skip_blocks_that_are_not_tool_calls() {
+    let shape = ResponseShape {
+        json_tool: Some("answer".into()),
+        ..ResponseShape::default()
+    };
+    let mut t = StreamTranslator::with_shape(&META, false, shape);
+    let r = feed_owned(
+        &mut t,
+        &[
+            owned(START),
+            tool_start(0, "t0", "answer"),
+            block_stop(0),
+            tool_start(1, "t1", "lookup"),
+            block_stop(1),
+        ],
+    );
+    assert_eq!(r[2]["choices"][0]["delta"]["tool_calls"][0]["index"], 0);
+    assert_eq!(r[2]["choices"][0]["delta"]["tool_calls"][0]["id"], "t1");
 }
 
 #[test]
