@@ -32,6 +32,12 @@ pub struct Config {
     pub translate: TranslateConfig,
     /// Log output.
     pub log: LogConfig,
+    /// Client authentication: API keys, TOTP sessions, per-key limits.
+    pub auth: AuthConfig,
+    /// Server TLS and client certificates.
+    pub tls: TlsConfig,
+    /// The audit log.
+    pub audit: AuditConfig,
 }
 
 impl Default for Config {
@@ -44,6 +50,9 @@ impl Default for Config {
             timeouts: Timeouts::default(),
             translate: TranslateConfig::default(),
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -93,6 +102,11 @@ pub struct Limits {
     pub max_upstream_body_bytes: u64,
     /// Largest single event-stream message accepted from Bedrock, in bytes.
     pub max_event_bytes: u32,
+    /// Largest request head (request line and headers) a client may send, in bytes; HTTP/1.1
+    /// answers 431 above it, HTTP/2 refuses the stream. At least 8192.
+    pub max_header_bytes: u32,
+    /// Client connections served at once; further clients wait in the listen backlog.
+    pub max_connections: u32,
 }
 
 impl Default for Limits {
@@ -101,6 +115,8 @@ impl Default for Limits {
             max_body_bytes: 20 * 1024 * 1024,
             max_upstream_body_bytes: 32 * 1024 * 1024,
             max_event_bytes: crate::bedrock::eventstream::DEFAULT_MAX_MESSAGE_BYTES,
+            max_header_bytes: 64 * 1024,
+            max_connections: 4096,
         }
     }
 }
@@ -116,8 +132,10 @@ pub struct Timeouts {
     pub response_headers_ms: u64,
     /// Longest silence between two pieces of a streaming body (and before the first event).
     pub idle_ms: u64,
-    /// Time a client gets to send its request headers.
+    /// Time a client gets to send its request headers (and to finish a TLS handshake).
     pub client_header_read_ms: u64,
+    /// A client connection with no request in flight for this long is closed.
+    pub client_idle_ms: u64,
     /// On shutdown, how long in-flight requests may take to finish.
     pub shutdown_drain_ms: u64,
 }
@@ -129,6 +147,7 @@ impl Default for Timeouts {
             response_headers_ms: 300_000,
             idle_ms: 60_000,
             client_header_read_ms: 30_000,
+            client_idle_ms: 120_000,
             shutdown_drain_ms: 30_000,
         }
     }
@@ -189,6 +208,95 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// Client authentication.
+///
+/// Authentication is required when `enabled` is true, or when it is unset and `keys_file` is
+/// set. With it off the gateway is a loopback sidecar: [`Config::validate`] refuses a
+/// non-loopback `listen` address unless `allow_unauthenticated_non_loopback` is set, which only
+/// the command-line flag of that name can do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `true`: keys required; `false`: off; unset: required when `keys_file` is set.
+    pub enabled: Option<bool>,
+    /// The keys file `ai-gateway keys` manages: key hashes, allow-lists, limits, TOTP seeds.
+    pub keys_file: Option<PathBuf>,
+    /// How often the keys file is checked for changes, in milliseconds.
+    pub reload_interval_ms: u64,
+    /// Lifetime of a session token from `POST /v1/auth/session`, in seconds.
+    pub session_ttl_secs: u64,
+    /// Consecutive wrong TOTP codes after which a key is locked out.
+    pub totp_max_failures: u32,
+    /// How long a locked-out key may not open sessions, in seconds.
+    pub totp_lockout_secs: u64,
+    /// Issuer shown by authenticator apps for enrolled keys.
+    pub totp_issuer: String,
+    /// Set by `--allow-unauthenticated-non-loopback` only; never read from a file.
+    #[serde(skip)]
+    pub allow_unauthenticated_non_loopback: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            keys_file: None,
+            reload_interval_ms: 2_000,
+            session_ttl_secs: 12 * 3600,
+            totp_max_failures: 5,
+            totp_lockout_secs: 300,
+            totp_issuer: "ai-gateway".to_owned(),
+            allow_unauthenticated_non_loopback: false,
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Whether clients must present a key.
+    pub fn required(&self) -> bool {
+        self.enabled.unwrap_or(self.keys_file.is_some())
+    }
+}
+
+/// Server TLS: on when both `cert_file` and `key_file` are set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: Option<PathBuf>,
+    /// PEM CA bundle; when set, clients must present a certificate it signed (mTLS).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Whether the listener speaks TLS.
+    pub fn enabled(&self) -> bool {
+        self.cert_file.is_some() && self.key_file.is_some()
+    }
+}
+
+/// The audit log: one hash-chained JSON line per request and per authentication event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// A file path (appended to, reopened on SIGHUP), `stdout`, or unset for no audit log.
+    pub output: Option<PathBuf>,
+    /// Records queued for the writer; when the queue is full records are dropped and counted,
+    /// never waited for.
+    pub queue_capacity: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            output: None,
+            queue_capacity: 4096,
+        }
+    }
 }
 
 /// Every problem found in a configuration, each naming its key.
@@ -252,6 +360,25 @@ impl Config {
         {
             self.bedrock.api_key_file = Some(dir.join(file));
         }
+        for file in [
+            &mut self.auth.keys_file,
+            &mut self.tls.cert_file,
+            &mut self.tls.key_file,
+            &mut self.tls.client_ca_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if file.is_relative() {
+                *file = dir.join(&*file);
+            }
+        }
+        if let Some(file) = &mut self.audit.output
+            && file.is_relative()
+            && file.as_os_str() != "stdout"
+        {
+            *file = dir.join(&*file);
+        }
     }
 
     /// Applies command-line and environment overrides.
@@ -312,10 +439,60 @@ impl Config {
         if self.translate.default_max_tokens == Some(0) {
             problems.push("translate.default_max_tokens: must be at least 1".to_owned());
         }
+        self.validate_security(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ConfigErrors(problems))
+        }
+    }
+}
+
+impl Config {
+    fn validate_security(&self, problems: &mut Vec<String>) {
+        if self.limits.max_header_bytes < 8192 {
+            problems.push("limits.max_header_bytes: must be at least 8192".to_owned());
+        }
+        if self.limits.max_connections == 0 {
+            problems.push("limits.max_connections: must be at least 1".to_owned());
+        }
+        if self.timeouts.client_idle_ms == 0 {
+            problems.push("timeouts.client_idle_ms: must be greater than 0".to_owned());
+        }
+        let auth = &self.auth;
+        if auth.enabled == Some(true) && auth.keys_file.is_none() {
+            problems.push(
+                "auth.enabled: true needs auth.keys_file (create it with `ai-gateway keys add`)".to_owned(),
+            );
+        }
+        if !auth.required() && !self.listen.ip().is_loopback() && !auth.allow_unauthenticated_non_loopback {
+            problems.push(format!(
+                "auth: authentication is off but listen address {} is not loopback; set auth.keys_file \
+                 (create keys with `ai-gateway keys add`) or start with --allow-unauthenticated-non-loopback",
+                self.listen
+            ));
+        }
+        if auth.reload_interval_ms < 100 {
+            problems.push("auth.reload_interval_ms: must be at least 100".to_owned());
+        }
+        if auth.session_ttl_secs < 60 {
+            problems.push("auth.session_ttl_secs: must be at least 60".to_owned());
+        }
+        if auth.totp_max_failures == 0 {
+            problems.push("auth.totp_max_failures: must be at least 1".to_owned());
+        }
+        if auth.totp_issuer.is_empty() || auth.totp_issuer.contains(':') {
+            problems.push("auth.totp_issuer: must be non-empty and contain no `:`".to_owned());
+        }
+        let tls = &self.tls;
+        if tls.cert_file.is_some() != tls.key_file.is_some() {
+            problems.push("tls: cert_file and key_file must be set together".to_owned());
+        }
+        if tls.client_ca_file.is_some() && !tls.enabled() {
+            problems.push("tls.client_ca_file: needs tls.cert_file and tls.key_file".to_owned());
+        }
+        if self.audit.queue_capacity == 0 {
+            problems.push("audit.queue_capacity: must be at least 1".to_owned());
         }
     }
 }
@@ -397,6 +574,74 @@ mod tests {
         assert_eq!(c.bedrock.region, "us-west-2");
         assert_eq!(c.bedrock.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!(c.models, PathBuf::from("m.yaml"));
+    }
+
+    #[test]
+    fn auth_is_required_exactly_when_asked_or_a_keys_file_is_set() {
+        let c = Config::from_yaml("").unwrap();
+        assert!(!c.auth.required());
+        let c = Config::from_yaml("auth:\n  keys_file: keys.yaml\n").unwrap();
+        assert!(c.auth.required());
+        let c = Config::from_yaml("auth:\n  keys_file: keys.yaml\n  enabled: false\n").unwrap();
+        assert!(!c.auth.required());
+    }
+
+    #[test]
+    fn auth_off_on_a_public_address_is_refused_unless_forced() {
+        let mut c = Config::from_yaml("listen: 0.0.0.0:8080\n").unwrap();
+        let text = c.validate().unwrap_err().to_string();
+        assert!(text.contains("--allow-unauthenticated-non-loopback"), "{text}");
+        c.auth.allow_unauthenticated_non_loopback = true;
+        c.validate().unwrap();
+        let c = Config::from_yaml("listen: 0.0.0.0:8080\nauth:\n  keys_file: k.yaml\n").unwrap();
+        c.validate().unwrap();
+        let c = Config::from_yaml("listen: '[::1]:8080'\n").unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn the_forcing_flag_cannot_come_from_a_file() {
+        let err = Config::from_yaml("auth:\n  allow_unauthenticated_non_loopback: true\n").unwrap_err();
+        assert!(
+            err.to_string().contains("allow_unauthenticated_non_loopback"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn security_sections_report_every_problem() {
+        let c = Config::from_yaml(
+            "auth:\n  enabled: true\n  session_ttl_secs: 1\n  totp_max_failures: 0\ntls:\n  cert_file: c.pem\n  client_ca_file: ca.pem\nlimits:\n  max_header_bytes: 100\n  max_connections: 0\n",
+        )
+        .unwrap();
+        let text = c.validate().unwrap_err().to_string();
+        for key in [
+            "auth.enabled",
+            "auth.session_ttl_secs",
+            "auth.totp_max_failures",
+            "tls: cert_file",
+            "tls.client_ca_file",
+            "limits.max_header_bytes",
+            "limits.max_connections",
+        ] {
+            assert!(text.contains(key), "missing {key} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn security_paths_resolve_against_the_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.yaml");
+        std::fs::write(
+            &path,
+            "auth:\n  keys_file: keys.yaml\ntls:\n  cert_file: /abs/c.pem\n  key_file: k.pem\naudit:\n  output: stdout\n",
+        )
+        .unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.auth.keys_file, Some(dir.path().join("keys.yaml")));
+        assert_eq!(c.tls.cert_file, Some(PathBuf::from("/abs/c.pem")));
+        assert_eq!(c.tls.key_file, Some(dir.path().join("k.pem")));
+        assert_eq!(c.audit.output, Some(PathBuf::from("stdout")));
     }
 
     #[test]

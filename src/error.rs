@@ -237,6 +237,51 @@ pub fn bedrock_error_name(raw: &str) -> &str {
     cut.rsplit('#').next().unwrap_or(cut).trim()
 }
 
+/// Why a request's credentials were refused (401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    /// Neither `Authorization: Bearer` nor `x-api-key` was sent.
+    #[error("missing API key: send it as `Authorization: Bearer KEY` or `x-api-key: KEY`")]
+    MissingKey,
+    /// Unknown or revoked key, or an unknown or expired session token. One answer for all, so
+    /// the reply tells a guesser nothing.
+    #[error("invalid API key")]
+    InvalidKey,
+    /// The key requires a TOTP session and was sent directly.
+    #[error(
+        "this API key requires a second factor: POST /v1/auth/session with the key as bearer token and \
+         {{\"code\":\"<TOTP code>\"}}, then send the session token as the bearer token"
+    )]
+    SessionRequired,
+    /// Wrong, expired or already used TOTP code.
+    #[error("invalid TOTP code: wrong, outside the current 30 s window, or already used")]
+    InvalidCode,
+}
+
+impl AuthFailure {
+    /// OpenAI error `code`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::MissingKey | Self::InvalidKey => "invalid_api_key",
+            Self::SessionRequired => "session_required",
+            Self::InvalidCode => "invalid_totp_code",
+        }
+    }
+}
+
+/// Which per-key limit a request ran into (429).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    /// Requests per minute.
+    Requests,
+    /// Tokens per minute, counted from Bedrock's usage after each reply.
+    Tokens,
+    /// Streams open at once.
+    Streams,
+    /// Too many wrong TOTP codes: the key is locked out for a while.
+    TotpAttempts,
+}
+
 /// Every failure a client can see.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -267,6 +312,22 @@ pub enum Error {
     /// The request body could not be read from the client.
     #[error("failed to read the request body: {0}")]
     BodyRead(Box<str>),
+    /// Missing or refused credentials.
+    #[error(transparent)]
+    Unauthorized(#[from] AuthFailure),
+    /// The key's allow-list does not include this model.
+    #[error("this API key may not use the model `{0}`")]
+    ModelNotAllowed(Box<str>),
+    /// A per-key limit was reached.
+    #[error("{}", rate_limit_message(*.limit, *.max, *.retry_after))]
+    RateLimited {
+        /// Which limit.
+        limit: RateLimit,
+        /// Its configured value.
+        max: u64,
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
 
     // --- upstream side ---
     /// Bedrock answered with an error (HTTP error status, or an exception frame before the
@@ -327,6 +388,9 @@ impl Error {
             Self::ModelNotFound(_) | Self::UnknownPath { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream { class, .. } => class.status,
             Self::UpstreamConnect(_)
             | Self::UpstreamProtocol(_)
@@ -345,7 +409,10 @@ impl Error {
             | Self::UnknownPath { .. }
             | Self::MethodNotAllowed(_)
             | Self::BodyTooLarge { .. }
-            | Self::BodyRead(_) => "invalid_request_error",
+            | Self::BodyRead(_)
+            | Self::Unauthorized(_) => "invalid_request_error",
+            Self::ModelNotAllowed(_) => "permission_error",
+            Self::RateLimited { .. } => "rate_limit_error",
             Self::Upstream { class, .. } => class.openai_type,
             _ => "server_error",
         }
@@ -360,6 +427,13 @@ impl Error {
             Self::MethodNotAllowed(_) => Some("method_not_allowed"),
             Self::BodyTooLarge { .. } => Some("request_too_large"),
             Self::BodyRead(_) => Some("invalid_body"),
+            Self::Unauthorized(failure) => Some(failure.code()),
+            Self::ModelNotAllowed(_) => Some("model_not_allowed"),
+            Self::RateLimited {
+                limit: RateLimit::TotpAttempts,
+                ..
+            } => Some("too_many_attempts"),
+            Self::RateLimited { .. } => Some("rate_limit_exceeded"),
             Self::Upstream { class, .. } => class.code,
             Self::UpstreamConnect(_) => Some("upstream_unreachable"),
             Self::UpstreamTimeout(_) => Some("timeout"),
@@ -374,7 +448,7 @@ impl Error {
     pub fn param(&self) -> Option<&str> {
         match self {
             Self::BadRequest(e) => e.param.as_deref(),
-            Self::ModelNotFound(_) => Some("model"),
+            Self::ModelNotFound(_) | Self::ModelNotAllowed(_) => Some("model"),
             _ => None,
         }
     }
@@ -387,7 +461,10 @@ impl Error {
             | Self::UnknownPath { .. }
             | Self::MethodNotAllowed(_)
             | Self::BodyTooLarge { .. }
-            | Self::BodyRead(_) => Side::Client,
+            | Self::BodyRead(_)
+            | Self::Unauthorized(_)
+            | Self::ModelNotAllowed(_)
+            | Self::RateLimited { .. } => Side::Client,
             Self::Upstream { class, .. }
                 if class.status.is_client_error() && class.status != StatusCode::TOO_MANY_REQUESTS =>
             {
@@ -411,6 +488,9 @@ impl Error {
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyRead(_) => "body_read",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::ModelNotAllowed(_) => "model_not_allowed",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Upstream { .. } => "upstream_error",
             Self::UpstreamConnect(_) => "upstream_connect",
             Self::UpstreamTimeout(_) => "upstream_timeout",
@@ -426,6 +506,7 @@ impl Error {
         match self {
             Self::Upstream { class, .. } => class.retryable,
             Self::UpstreamConnect(_) | Self::UpstreamTimeout(_) => true,
+            Self::RateLimited { limit, .. } => *limit != RateLimit::TotpAttempts,
             _ => false,
         }
     }
@@ -454,10 +535,36 @@ impl Error {
         } = self
         {
             headers.insert(header::RETRY_AFTER, value.clone());
+        } else if let Self::RateLimited { retry_after, .. } = self {
+            headers.insert(header::RETRY_AFTER, retry_after_secs(*retry_after));
         } else if self.status() == StatusCode::TOO_MANY_REQUESTS {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if let Self::Unauthorized(_) = self {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"ai-gateway\""),
+            );
+        }
         response
+    }
+}
+
+fn rate_limit_message(limit: RateLimit, max: u64, retry_after: Duration) -> String {
+    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    match limit {
+        RateLimit::Requests => {
+            format!("rate limit reached for requests per minute (limit {max}); retry in {secs}s")
+        }
+        RateLimit::Tokens => {
+            format!("rate limit reached for tokens per minute (limit {max}); retry in {secs}s")
+        }
+        RateLimit::Streams => {
+            format!("too many concurrent streams for this API key (limit {max}); retry when one has ended")
+        }
+        RateLimit::TotpAttempts => {
+            format!("too many wrong TOTP codes; this key may not open a session for {secs}s")
+        }
     }
 }
 
@@ -592,6 +699,64 @@ mod tests {
         let v = body_json(&err);
         assert_eq!(v["error"]["message"], "slow down");
         assert_eq!(v["error"]["type"], "rate_limit_error");
+    }
+
+    #[test]
+    fn auth_failures_are_401_with_their_codes_and_a_challenge() {
+        for (failure, code) in [
+            (AuthFailure::MissingKey, "invalid_api_key"),
+            (AuthFailure::InvalidKey, "invalid_api_key"),
+            (AuthFailure::SessionRequired, "session_required"),
+            (AuthFailure::InvalidCode, "invalid_totp_code"),
+        ] {
+            let err = Error::from(failure);
+            let resp = err.to_response();
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+            assert!(resp.headers().contains_key(header::WWW_AUTHENTICATE));
+            let v = body_json(&err);
+            assert_eq!(v["error"]["code"], code);
+            assert_eq!(v["error"]["type"], "invalid_request_error");
+        }
+        assert_eq!(
+            Error::from(AuthFailure::InvalidKey).to_string(),
+            "invalid API key"
+        );
+    }
+
+    #[test]
+    fn model_outside_the_allow_list_is_403_naming_the_model() {
+        let err = Error::ModelNotAllowed("claude-3-opus".into());
+        let v = body_json(&err);
+        assert_eq!(err.status(), StatusCode::FORBIDDEN);
+        assert_eq!(v["error"]["code"], "model_not_allowed");
+        assert_eq!(v["error"]["param"], "model");
+        assert!(v["error"]["message"].as_str().unwrap().contains("claude-3-opus"));
+    }
+
+    #[test]
+    fn rate_limits_are_429_with_retry_after_rounded_up() {
+        let err = Error::RateLimited {
+            limit: RateLimit::Requests,
+            max: 60,
+            retry_after: Duration::from_millis(1500),
+        };
+        let resp = err.to_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "2");
+        assert_eq!(resp.headers()["x-should-retry"], "true");
+        let v = body_json(&err);
+        assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+        assert_eq!(
+            v["error"]["message"],
+            "rate limit reached for requests per minute (limit 60); retry in 2s"
+        );
+        let locked = Error::RateLimited {
+            limit: RateLimit::TotpAttempts,
+            max: 5,
+            retry_after: Duration::from_secs(300),
+        };
+        assert_eq!(body_json(&locked)["error"]["code"], "too_many_attempts");
+        assert_eq!(locked.to_response().headers()["x-should-retry"], "false");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! The library holds every module; `main.rs` is a thin CLI over it. Benches, integration
 //! tests and fuzz targets use the public items re-exported here.
 
+pub mod audit;
+pub mod auth;
 pub mod bedrock;
 pub mod body;
 pub mod config;

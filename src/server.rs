@@ -1,23 +1,30 @@
-//! Accept loop and startup: build the gateway from a [`Config`], serve h1 and h2 on one port,
-//! drain in-flight requests on shutdown within a deadline.
+//! Accept loop and startup: build the gateway from a [`Config`], serve h1 and h2 (over TLS when
+//! configured) on one port, at most `limits.max_connections` at once, and drain in-flight
+//! requests on shutdown within a deadline.
 
-use std::convert::Infallible;
+mod conn;
+pub mod tls;
+
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot, watch};
 
+use crate::auth::{Clock, Security, SystemClock};
 use crate::config::{Config, ConfigErrors};
 use crate::routing::ModelTable;
 use crate::service::Gateway;
 use crate::upstream::Upstream;
 use crate::upstream::sigv4::{BearerToken, UpstreamAuth};
+
+/// The client's address, attached to every request as an extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +79,16 @@ pub async fn default_auth(config: &Config) -> Result<UpstreamAuth, StartError> {
 
 /// Validates the configuration, loads the model table and builds the service.
 pub fn build(config: Config, auth: UpstreamAuth) -> Result<Gateway, StartError> {
+    build_with_clock(config, auth, Arc::new(SystemClock))
+}
+
+/// [`build`] with the clock the security layer reads (TOTP steps, limit windows, sessions,
+/// audit times); tests pass a [`crate::auth::ManualClock`].
+pub fn build_with_clock(
+    config: Config,
+    auth: UpstreamAuth,
+    clock: Arc<dyn Clock>,
+) -> Result<Gateway, StartError> {
     let mut problems = Vec::new();
     if let Err(errors) = config.validate() {
         problems.extend(errors.0);
@@ -90,67 +107,127 @@ pub fn build(config: Config, auth: UpstreamAuth) -> Result<Gateway, StartError> 
     let Some(models) = models.filter(|_| problems.is_empty()) else {
         return Err(StartError::Config(ConfigErrors(problems)));
     };
+    let security = Security::from_config(&config, clock).map_err(|p| StartError::Config(ConfigErrors(p)))?;
+    if !security.auth.required() {
+        tracing::warn!(listen = %config.listen, "client authentication is off: any client that reaches the listen address can use the gateway");
+    }
     let upstream = Upstream::new(&config, auth).map_err(|e| StartError::Other(e.to_string()))?;
-    Ok(Gateway::new(config, models, upstream))
+    Ok(Gateway::with_security(config, models, upstream, security))
 }
 
 /// Serves `gateway` on `listener` until `shutdown` resolves, then stops accepting and lets
 /// in-flight requests finish for up to `timeouts.shutdown_drain_ms`.
 pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Future<Output = ()>) {
-    let timeouts = gateway.shared().config.timeouts.clone();
+    let config = &gateway.shared().config;
+    let timeouts = config.timeouts.clone();
+    // hyper's h1 read buffer bounds the request head; it refuses values under 8 KiB.
+    let max_head = config.limits.max_header_bytes.max(8192);
+    let max_connections = config.limits.max_connections.max(1);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(timeouts.client_header_read_ms))
+        .max_buf_size(usize::try_from(max_head).unwrap_or(usize::MAX))
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(max_head)
         .keep_alive_interval(Some(Duration::from_secs(30)));
+    let builder = Arc::new(builder);
 
-    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(max_connections as usize));
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let poller = gateway
+        .shared()
+        .security
+        .auth
+        .required()
+        .then(|| tokio::spawn(poll_security(gateway.clone())));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Usually EMFILE/ENFILE: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::debug!(error = %e, "set_nodelay failed");
-                }
-                let gateway = gateway.clone();
-                let service = service_fn(move |request| {
-                    let gateway = gateway.clone();
-                    async move { Ok::<_, Infallible>(gateway.handle(request).await) }
-                });
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
-                // Owned by `graceful`: shutdown waits for it up to the drain deadline.
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
+        // At the connection limit, stop accepting: clients wait in the listen backlog.
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
             () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Usually EMFILE/ENFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "set_nodelay failed");
         }
+        let cx = conn::ConnContext {
+            gateway: gateway.clone(),
+            builder: Arc::clone(&builder),
+            drain: drain_rx.clone(),
+            _permit: permit,
+            handshake_timeout: Duration::from_millis(timeouts.client_header_read_ms),
+            idle_timeout: Duration::from_millis(timeouts.client_idle_ms),
+        };
+        // Each task holds a connection slot; the drain below waits for every slot.
+        tokio::spawn(conn::run(stream, peer, cx));
     }
     drop(listener);
+    if let Some(poller) = poller {
+        poller.abort();
+    }
+    let _ = drain_tx.send(true);
     let drain = Duration::from_millis(timeouts.shutdown_drain_ms);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, slots.acquire_many(max_connections))
+        .await
+        .is_err()
+    {
         tracing::warn!(
             drain_ms = timeouts.shutdown_drain_ms,
             "drain deadline passed; closing remaining connections"
         );
     }
+    if let Some(audit) = &gateway.shared().security.audit {
+        audit.flush().await;
+    }
+}
+
+/// Picks up keys-file changes and sweeps idle per-key state, every `auth.reload_interval_ms`.
+async fn poll_security(gateway: Gateway) {
+    let every = Duration::from_millis(gateway.shared().config.auth.reload_interval_ms.max(100));
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let gateway = gateway.clone();
+        // A stat, and on change a small file read: off the async workers all the same.
+        let _ = tokio::task::spawn_blocking(move || gateway.shared().security.poll()).await;
+    }
+}
+
+/// Reloads keys, TLS certificate and audit output on every SIGHUP (unix); never returns.
+pub async fn reload_on_sighup(gateway: Gateway) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hangup) = signal(SignalKind::hangup()) {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading keys, TLS certificate and audit log");
+                gateway.reload().await;
+            }
+        }
+    }
+    let _ = gateway;
+    std::future::pending::<()>().await;
 }
 
 /// A gateway running in a background task (tests, `demo`).

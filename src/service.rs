@@ -10,10 +10,12 @@ use std::sync::Arc;
 use http::{HeaderValue, Method, Request, Response, header};
 use hyper::body::Incoming;
 
+use crate::auth::Security;
 use crate::body::ResponseBody;
 use crate::config::Config;
 use crate::error::{Error, Side};
 use crate::routing::ModelTable;
+use crate::server::ClientAddr;
 use crate::translate::request::RequestOptions;
 use crate::upstream::Upstream;
 
@@ -31,6 +33,8 @@ pub struct Shared {
     pub upstream: Upstream,
     /// Translator options derived from the configuration.
     pub request_options: RequestOptions,
+    /// Client authentication, per-key limits, the audit log, server TLS.
+    pub security: Security,
 }
 
 /// The service: a cheap clone over the shared state.
@@ -40,8 +44,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Wraps the shared state.
+    /// Wraps the shared state, with no client authentication, audit log or TLS.
     pub fn new(config: Config, models: ModelTable, upstream: Upstream) -> Self {
+        Self::with_security(config, models, upstream, Security::disabled())
+    }
+
+    /// Wraps the shared state with its security layer.
+    pub fn with_security(config: Config, models: ModelTable, upstream: Upstream, security: Security) -> Self {
         let request_options = RequestOptions {
             temperature: config.translate.temperature,
             default_max_tokens: config.translate.default_max_tokens,
@@ -52,6 +61,7 @@ impl Gateway {
                 models,
                 upstream,
                 request_options,
+                security,
             }),
         }
     }
@@ -62,22 +72,48 @@ impl Gateway {
     }
 
     /// Handles one request. Never fails: errors become OpenAI error responses here.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+    pub async fn handle(&self, mut request: Request<Incoming>) -> Response<ResponseBody> {
         let request_id = request_id(&request);
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        let result = self.dispatch(request, &request_id).await;
+        let security = &self.shared.security;
+        let record = security.audit.as_ref().map(|audit| {
+            let client = request.extensions().get::<ClientAddr>().map(|c| c.0);
+            let record = audit.request(&request_id, &method, &path, client);
+            request.extensions_mut().insert(record.clone());
+            record
+        });
+        let (result, rate) = match access(&path) {
+            Access::Public | Access::SessionExchange => (self.dispatch(request, &request_id).await, None),
+            access => match security.admit(&mut request, access == Access::Metered) {
+                (Ok(()), rate) => (self.dispatch(request, &request_id).await, rate),
+                (Err(err), rate) => (Err(err), rate),
+            },
+        };
+        let mut error_kind = None;
         let mut response = match result {
             Ok(response) => response,
             Err(err) => {
                 log_error(&err, &method, &path, &request_id);
+                error_kind = Some(err.kind());
                 err.to_response().map(ResponseBody::full)
             }
         };
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", value);
         }
+        if let Some(rate) = rate {
+            rate.write_headers(response.headers_mut());
+        }
+        if let Some(record) = record {
+            record.responded(response.status().as_u16(), error_kind);
+        }
         response
+    }
+
+    /// SIGHUP: re-reads the keys file, reloads the TLS certificate, reopens the audit log.
+    pub async fn reload(&self) {
+        self.shared.security.reload().await;
     }
 
     async fn dispatch(
@@ -93,6 +129,9 @@ impl Gateway {
             .unwrap_or(path);
         match (request.method(), route) {
             (&Method::POST, "/chat/completions") => chat::handle(&self.shared, request, request_id).await,
+            (&Method::POST, "/auth/session") => {
+                crate::auth::exchange::open_session(&self.shared, request, request_id).await
+            }
             (&Method::GET, "/models") => Ok(models::list(&self.shared)),
             (&Method::GET, p) if p.starts_with("/models/") => {
                 models::get(&self.shared, &p["/models/".len()..])
@@ -108,6 +147,32 @@ impl Gateway {
                 path: path.into(),
             }),
         }
+    }
+}
+
+/// What a path needs from the security layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Probes: never authenticated, so orchestrators need no key.
+    Public,
+    /// `POST /v1/auth/session` checks the key itself.
+    SessionExchange,
+    /// Authenticated.
+    Authenticated,
+    /// Authenticated and counted against the key's request and token limits.
+    Metered,
+}
+
+fn access(path: &str) -> Access {
+    let route = path
+        .strip_prefix("/v1")
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or(path);
+    match (path, route) {
+        ("/health" | "/ready", _) => Access::Public,
+        (_, "/auth/session") => Access::SessionExchange,
+        (_, "/chat/completions") => Access::Metered,
+        _ => Access::Authenticated,
     }
 }
 

@@ -8,6 +8,7 @@ use http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 
 use super::{Shared, json_response};
+use crate::auth::Grant;
 use crate::bedrock::eventstream::EventDecoder;
 use crate::body::sse::{EndHook, SseBody, StreamOutcome};
 use crate::body::{self, ResponseBody};
@@ -33,6 +34,7 @@ pub async fn handle(
     request_id: &str,
 ) -> Result<Response<ResponseBody>, Error> {
     let started = Instant::now();
+    let mut grant = Grant::from_request(&request);
     let mut body = body::collect(request.into_body(), shared.config.limits.max_body_bytes).await?;
     let body_len = body.len();
 
@@ -49,6 +51,7 @@ pub async fn handle(
             .models
             .get(parsed.model)
             .ok_or_else(|| Error::ModelNotFound(parsed.model.into()))?;
+        grant.authorize(&route, parsed.stream)?;
         let mut converse = Vec::with_capacity(body_len + 256);
         translate::request::to_converse(&parsed, &shared.request_options, &mut converse)?;
         (route, parsed.stream, parsed.include_usage(), converse)
@@ -73,7 +76,11 @@ pub async fn handle(
     if stream {
         let translator = StreamTranslator::new(&meta, include_usage);
         let decoder = EventDecoder::new(shared.config.limits.max_event_bytes);
-        let hook = access_log_hook(request_id, &route.alias, started);
+        let log = access_log_hook(request_id, &route.alias, started);
+        let hook: EndHook = Box::new(move |outcome, usage| {
+            log(outcome, usage);
+            grant.settle(outcome, usage);
+        });
         let sse = SseBody::start(
             upstream.into_body(),
             decoder,
@@ -100,6 +107,7 @@ pub async fn handle(
         let mut reply = reply.to_vec();
         let mut out = Vec::with_capacity(reply.len() + 256);
         let usage = to_chat_completion(&mut reply, &meta, &mut out)?;
+        grant.settle(StreamOutcome::Ok, Some(usage));
         log_access(
             request_id,
             &route.alias,

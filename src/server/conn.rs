@@ -1,0 +1,188 @@
+//! One client connection: the optional TLS handshake (under the header-read deadline), then
+//! h1 or h2 until the client leaves, the connection sits idle too long, or the server drains.
+//!
+//! Idle means no request in flight, where a request is in flight from its arrival until its
+//! response body has been sent or dropped, so a long silent wait for Bedrock never counts.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::ClientAddr;
+use crate::body::ResponseBody;
+use crate::service::Gateway;
+
+/// What a connection task needs besides its socket.
+pub(super) struct ConnContext {
+    pub(super) gateway: Gateway,
+    pub(super) builder: Arc<auto::Builder<TokioExecutor>>,
+    pub(super) drain: watch::Receiver<bool>,
+    /// Held for the connection's life: `limits.max_connections`.
+    pub(super) _permit: OwnedSemaphorePermit,
+    pub(super) handshake_timeout: Duration,
+    pub(super) idle_timeout: Duration,
+}
+
+/// Serves one accepted socket to its end.
+pub(super) async fn run(stream: TcpStream, peer: SocketAddr, mut cx: ConnContext) {
+    let Some(tls) = &cx.gateway.shared().security.tls else {
+        return serve(TokioIo::new(stream), peer, cx).await;
+    };
+    let handshake = tokio::time::timeout(cx.handshake_timeout, tls.acceptor().accept(stream));
+    let stream = tokio::select! {
+        result = handshake => match result {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+        _ = cx.drain.changed() => return,
+    };
+    serve(TokioIo::new(stream), peer, cx).await;
+}
+
+async fn serve<I>(io: TokioIo<I>, peer: SocketAddr, mut cx: ConnContext)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::new());
+    let service = {
+        let gateway = cx.gateway.clone();
+        let activity = Arc::clone(&activity);
+        service_fn(move |mut request: Request<Incoming>| {
+            let gateway = gateway.clone();
+            let in_flight = InFlight::start(&activity);
+            request.extensions_mut().insert(ClientAddr(peer));
+            async move {
+                let response = gateway.handle(request).await;
+                Ok::<_, Infallible>(response.map(|body| TrackedBody {
+                    body,
+                    _in_flight: in_flight,
+                }))
+            }
+        })
+    };
+    let connection = cx.builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let check_every = (cx.idle_timeout / 4).max(Duration::from_millis(10));
+    let mut idle_check = tokio::time::interval_at(Instant::now() + check_every, check_every);
+    idle_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut closing = *cx.drain.borrow();
+    if closing {
+        connection.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = cx.drain.changed(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = idle_check.tick(), if !closing => {
+                if activity.idle_for() >= cx.idle_timeout {
+                    tracing::debug!(%peer, "closing idle connection");
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// Requests in flight on one connection, and since when it has had none.
+#[derive(Debug)]
+struct Activity {
+    in_flight: AtomicUsize,
+    idle_since: Mutex<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            idle_since: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn idle_for(&self) -> Duration {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        self.idle_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .elapsed()
+    }
+}
+
+/// One request in flight; dropped with its response body.
+#[derive(Debug)]
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *self.0.idle_since.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        }
+    }
+}
+
+/// The response body, carrying its request's [`InFlight`] until hyper is done with it.
+#[derive(Debug)]
+struct TrackedBody {
+    body: ResponseBody,
+    _in_flight: InFlight,
+}
+
+impl Body for TrackedBody {
+    type Data = Bytes;
+    type Error = <ResponseBody as Body>::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
