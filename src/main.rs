@@ -1,10 +1,15 @@
 //! The `ai-gateway` binary: CLI, logging, the global allocator, and the runtime.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ai_gateway::config::{Config, LogFormat, Overrides};
+use ai_gateway::audit;
+use ai_gateway::auth::admin;
+use ai_gateway::auth::keys::NewKey;
+use ai_gateway::auth::limits::KeyLimits;
+use ai_gateway::config::{AuthConfig, Config, LogFormat, Overrides};
 use ai_gateway::mock_bedrock::{self, MockConfig};
 use ai_gateway::server::{self, StartError};
 use ai_gateway::upstream::sigv4::{SigV4Signer, UpstreamAuth};
@@ -39,6 +44,10 @@ enum Command {
     MockBedrock(MockArgs),
     /// Validate a configuration and its model table, then exit.
     CheckConfig(ServeArgs),
+    /// Manage API keys in the keys file (only hashes are stored).
+    Keys(KeysArgs),
+    /// Audit log tools.
+    Audit(AuditArgs),
 }
 
 #[derive(Args)]
@@ -58,6 +67,10 @@ struct ServeArgs {
     /// Model table file (YAML).
     #[arg(long, env = "AI_GATEWAY_MODELS")]
     models: Option<PathBuf>,
+    /// Serve without client authentication on a non-loopback address: anyone who can reach
+    /// it spends your AWS account. Only behind something else that authenticates.
+    #[arg(long)]
+    allow_unauthenticated_non_loopback: bool,
 }
 
 impl ServeArgs {
@@ -69,7 +82,156 @@ impl ServeArgs {
             region: self.region.clone(),
             models: self.models.clone(),
         });
+        config.auth.allow_unauthenticated_non_loopback = self.allow_unauthenticated_non_loopback;
         Ok(config)
+    }
+}
+
+#[derive(Args)]
+struct KeysArgs {
+    /// Keys file (default: `auth.keys_file` of the configuration).
+    #[arg(long, global = true)]
+    file: Option<PathBuf>,
+    /// Gateway configuration naming the keys file.
+    #[arg(
+        long,
+        env = "AI_GATEWAY_CONFIG",
+        default_value = "configs/gateway.yaml",
+        global = true
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key and print it once.
+    Add {
+        /// Unique name (A-Z a-z 0-9 . _ -), shown in logs and the audit log.
+        name: String,
+        /// Model aliases the key may use, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// Requests per minute.
+        #[arg(long)]
+        rpm: Option<u32>,
+        /// Tokens (prompt + completion) per minute.
+        #[arg(long)]
+        tpm: Option<u64>,
+        /// Streams open at once.
+        #[arg(long)]
+        max_streams: Option<u32>,
+        /// Require a TOTP code: the key must be exchanged for a session token.
+        #[arg(long)]
+        require_totp: bool,
+    },
+    /// List keys: names, limits, state (never the keys).
+    List,
+    /// Revoke a key (running gateways pick it up without a restart).
+    Revoke {
+        /// The key's name.
+        name: String,
+    },
+    /// Give a key a new TOTP seed and require it; prints the otpauth:// URI and a QR code.
+    TotpEnroll {
+        /// The key's name.
+        name: String,
+    },
+}
+
+impl KeysArgs {
+    /// The keys file and the TOTP issuer name.
+    fn target(&self) -> Result<(PathBuf, String), StartError> {
+        let config = match Config::from_file(&self.config) {
+            Ok(config) => Some(config.auth),
+            // With --file the configuration is optional.
+            Err(_) if self.file.is_some() => None,
+            Err(e) => return Err(e.into()),
+        };
+        let issuer = config
+            .as_ref()
+            .map_or_else(|| AuthConfig::default().totp_issuer, |c| c.totp_issuer.clone());
+        let path = self
+            .file
+            .clone()
+            .or_else(|| config.and_then(|c| c.keys_file))
+            .ok_or_else(|| {
+                StartError::Other(format!(
+                    "no keys file: pass --file PATH or set auth.keys_file in {}",
+                    self.config.display()
+                ))
+            })?;
+        Ok((path, issuer))
+    }
+
+    fn run(self) -> Result<(), StartError> {
+        let (path, issuer) = self.target()?;
+        let mut out = std::io::stdout().lock();
+        let result = match self.command {
+            KeysCommand::Add {
+                name,
+                models,
+                rpm,
+                tpm,
+                max_streams,
+                require_totp,
+            } => {
+                let new = NewKey {
+                    models,
+                    limits: KeyLimits {
+                        rpm,
+                        tpm,
+                        max_streams,
+                    },
+                    require_totp,
+                };
+                admin::add(&path, &name, new, &issuer, &mut out)
+            }
+            KeysCommand::List => admin::list(&path, &mut out),
+            KeysCommand::Revoke { name } => admin::revoke(&path, &name, &mut out),
+            KeysCommand::TotpEnroll { name } => admin::totp_enroll(&path, &name, &issuer, &mut out),
+        };
+        result.map_err(StartError::Other)
+    }
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    #[command(subcommand)]
+    command: AuditCommand,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check a file's hash chain; exits non-zero naming the first bad line.
+    Verify {
+        /// The audit log file.
+        file: PathBuf,
+        /// The chain head of the file before it (after rotation), which this one must continue.
+        #[arg(long)]
+        starts_after: Option<String>,
+    },
+}
+
+impl AuditArgs {
+    fn run(self) -> Result<(), StartError> {
+        let AuditCommand::Verify { file, starts_after } = self.command;
+        let verified = audit::verify_file(&file, starts_after.as_deref())
+            .map_err(|e| StartError::Other(format!("{}: {e}", file.display())))?;
+        let continues = if verified.starts_after == audit::GENESIS {
+            String::new()
+        } else {
+            format!("; continues chain head {}", verified.starts_after)
+        };
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}: {} lines, chain intact{continues}; head {}",
+            file.display(),
+            verified.lines,
+            verified.head
+        );
+        Ok(())
     }
 }
 
@@ -122,13 +284,19 @@ async fn run(command: Command) -> Result<(), StartError> {
             let addr = listener
                 .local_addr()
                 .map_err(|e| StartError::Other(e.to_string()))?;
+            let security = &gateway.shared().security;
             tracing::info!(
                 %addr,
                 models = gateway.shared().models.len(),
                 auth = ?gateway.shared().upstream.auth(),
+                client_auth = security.auth.required(),
+                tls = security.tls.is_some(),
+                audit = security.audit.is_some(),
                 "ai-gateway listening"
             );
+            let reloader = tokio::spawn(server::reload_on_sighup(gateway.clone()));
             server::serve(listener, gateway, server::shutdown_signal()).await;
+            reloader.abort();
             Ok(())
         }
         Command::CheckConfig(args) => {
@@ -151,6 +319,8 @@ async fn run(command: Command) -> Result<(), StartError> {
                 .map_err(|e| StartError::Other(format!("mock Bedrock: {e}")))
         }
         Command::Demo(args) => demo(args).await,
+        Command::Keys(args) => args.run(),
+        Command::Audit(args) => args.run(),
     }
 }
 

@@ -56,3 +56,23 @@ fn gateway_yaml_documents_the_defaults() {
         defaults.bedrock.pool_max_idle_per_host
     );
 }
+
+#[test]
+fn gateway_yaml_documents_the_security_defaults() {
+    let shipped = Config::from_file(&support::repo_path("configs/gateway.yaml")).unwrap();
+    let defaults = Config::default();
+    assert_eq!(shipped.auth.enabled, defaults.auth.enabled);
+    assert_eq!(shipped.auth.keys_file, defaults.auth.keys_file);
+    assert_eq!(shipped.auth.reload_interval_ms, defaults.auth.reload_interval_ms);
+    assert_eq!(shipped.auth.session_ttl_secs, defaults.auth.session_ttl_secs);
+    assert_eq!(shipped.auth.totp_max_failures, defaults.auth.totp_max_failures);
+    assert_eq!(shipped.auth.totp_lockout_secs, defaults.auth.totp_lockout_secs);
+    assert_eq!(shipped.auth.totp_issuer, defaults.auth.totp_issuer);
+    assert_eq!(shipped.tls.cert_file, defaults.tls.cert_file);
+    assert_eq!(shipped.tls.client_ca_file, defaults.tls.client_ca_file);
+    assert_eq!(shipped.audit.output, defaults.audit.output);
+    assert_eq!(shipped.audit.queue_capacity, defaults.audit.queue_capacity);
+    assert_eq!(shipped.limits.max_header_bytes, defaults.limits.max_header_bytes);
+    assert_eq!(shipped.limits.max_connections, defaults.limits.max_connections);
+    assert_eq!(shipped.timeouts.client_idle_ms, defaults.timeouts.client_idle_ms);
+}

@@ -81,6 +81,36 @@ impl TestEnv {
         }
     }
 
+    /// A gateway whose security layer (keys, TOTP, limits, sessions, audit times) reads
+    /// `clock`; the `Gateway` is returned too, for `reload()`.
+    pub async fn start_with_clock(
+        clock: std::sync::Arc<dyn ai_gateway::auth::Clock>,
+        tune: impl FnOnce(&mut Config),
+    ) -> (Self, ai_gateway::service::Gateway) {
+        let mock_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mock = mock_bedrock::spawn(mock_listener, MockConfig::default());
+        let dir = tempfile::tempdir().unwrap();
+        let models = dir.path().join("model-mapping.yaml");
+        std::fs::write(&models, TEST_MODELS).unwrap();
+        let mut config = Config {
+            models,
+            ..Config::default()
+        };
+        config.bedrock.endpoint = Some(mock.endpoint());
+        tune(&mut config);
+        let auth = UpstreamAuth::SigV4(SigV4Signer::from_static(MockConfig::default().credentials()));
+        let gateway = server::build_with_clock(config, auth, clock).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let handle = server::spawn(listener, gateway.clone()).unwrap();
+        let env = Self {
+            mock,
+            gateway: handle,
+            client: client(),
+            _dir: dir,
+        };
+        (env, gateway)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.gateway.base_url(), path)
     }
