@@ -14,6 +14,7 @@ use dashmap::DashMap;
 use serde::Deserialize;
 
 use crate::config::{self, ConfigErrors};
+use crate::translate::request::ModelOptions;
 use crate::upstream::sigv4::encode_model_id;
 
 /// `created` reported by `/v1/models` for every alias: the table is configuration, not a
@@ -43,6 +44,10 @@ pub struct ModelEntry {
     /// `owned_by` in `/v1/models`; defaults to the id's provider prefix (`anthropic`).
     #[serde(default)]
     pub owned_by: Option<String>,
+    /// What the model supports and its defaults (tool choice, structured output, reasoning,
+    /// prompt caching, guardrail); everything off when absent.
+    #[serde(default)]
+    pub options: ModelOptions,
 }
 
 impl ModelEntry {
@@ -53,6 +58,7 @@ impl ModelEntry {
             model_id: model_id.into(),
             region: None,
             owned_by: None,
+            options: ModelOptions::default(),
         }
     }
 }
@@ -76,6 +82,8 @@ pub struct Route {
     pub converse_uri: http::Uri,
     /// `POST …/model/{encoded id}/converse-stream`.
     pub converse_stream_uri: http::Uri,
+    /// The model's translation options.
+    pub options: ModelOptions,
 }
 
 impl Route {
@@ -94,6 +102,10 @@ impl Route {
         }
         if entry.model_id.is_empty() || entry.model_id.len() > 2048 {
             return Err("model_id must be 1 to 2048 characters".to_owned());
+        }
+        let problems = entry.options.problems();
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
         }
         let region = entry.region.as_deref().unwrap_or(default_region);
         if !config::is_region(region) {
@@ -120,6 +132,7 @@ impl Route {
             owned_by: owned_by.into(),
             converse_uri: uri("converse")?,
             converse_stream_uri: uri("converse-stream")?,
+            options: entry.options.clone(),
         })
     }
 }
@@ -211,12 +224,7 @@ mod tests {
     use super::*;
 
     fn entry(id: &str) -> ModelEntry {
-        ModelEntry {
-            provider: "bedrock".into(),
-            model_id: id.into(),
-            region: None,
-            owned_by: None,
-        }
+        ModelEntry::new(id)
     }
 
     #[test]
@@ -281,6 +289,33 @@ mod tests {
         assert_eq!(errs.0.len(), 2, "{errs}");
         assert!(errs.to_string().contains("models.a"));
         assert!(errs.to_string().contains("models.b"));
+    }
+
+    #[test]
+    fn model_options_are_carried_into_the_route_and_checked_at_load() {
+        let mapping: ModelMapping = serde_yaml::from_str(
+            "models:\n  c:\n    model_id: anthropic.claude-3-haiku-20240307-v1:0\n    options:\n      supports_named_tool_choice: true\n      reasoning: {thinking_budgets: {low: 2048}}\n",
+        )
+        .unwrap();
+        let t = ModelTable::from_mapping(&mapping, "us-east-1", None).unwrap();
+        let route = t.get("c").unwrap();
+        assert!(route.options.supports_named_tool_choice);
+        assert_eq!(route.options.reasoning.thinking_budgets.len(), 1);
+
+        let mapping: ModelMapping = serde_yaml::from_str(
+            "models:\n  c:\n    model_id: x\n    options:\n      reasoning: {thinking_budgets: {low: 10}}\n",
+        )
+        .unwrap();
+        let errs = ModelTable::from_mapping(&mapping, "us-east-1", None).unwrap_err();
+        assert!(
+            errs.to_string()
+                .contains("models.c: options.reasoning.thinking_budgets.low"),
+            "{errs}"
+        );
+        assert!(
+            serde_yaml::from_str::<ModelMapping>("models:\n  c:\n    model_id: x\n    options: {nope: 1}\n")
+                .is_err()
+        );
     }
 
     #[test]

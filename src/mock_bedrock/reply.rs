@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::Counters;
-use super::script::{Script, Usage, exception_message};
+use super::script::{MOCK_SIGNATURE, Script, Usage, exception_message};
 use crate::bedrock::eventstream::{encode_event, encode_exception};
 use crate::json;
 
@@ -197,13 +197,35 @@ async fn produce(script: &Script, out: &mut Emitter, started: Instant) -> Result
     }
     out.event("messageStart", br#""role":"assistant""#).await?;
     out.corrupt_next = script.bad_crc;
+    let mut fields = Vec::with_capacity(128);
+    let mut block = 0u64;
+    if !script.reasoning.is_empty() {
+        // Reasoning text first, then its signature as a separate delta (event-stream §7).
+        for delta in &script.reasoning {
+            reasoning_delta(&mut fields, block, "text", delta);
+            out.event("contentBlockDelta", &fields).await?;
+        }
+        reasoning_delta(&mut fields, block, "signature", MOCK_SIGNATURE);
+        out.event("contentBlockDelta", &fields).await?;
+        block_stop(&mut fields, block);
+        out.event("contentBlockStop", &fields).await?;
+        block += 1;
+    }
+    if let Some(redacted) = &script.redacted {
+        reasoning_delta(&mut fields, block, "redactedContent", redacted);
+        out.event("contentBlockDelta", &fields).await?;
+        block_stop(&mut fields, block);
+        out.event("contentBlockStop", &fields).await?;
+    }
+    let text_index = script.text_index() as u64;
     if script.text.len() == 0 {
         out.pause(script.stall).await?;
     }
-    let mut fields = Vec::with_capacity(128);
     for i in 0..script.text.len() {
         fields.clear();
-        fields.extend_from_slice(br#""contentBlockIndex":0,"delta":{"text":"#);
+        fields.extend_from_slice(b"\"contentBlockIndex\":");
+        json::write_u64(&mut fields, text_index);
+        fields.extend_from_slice(br#","delta":{"text":"#);
         json::write_str(&mut fields, &script.text.delta(i));
         fields.push(b'}');
         out.event("contentBlockDelta", &fields).await?;
@@ -221,7 +243,8 @@ async fn produce(script: &Script, out: &mut Emitter, started: Instant) -> Result
         return out.send(Err(InjectedReset)).await;
     }
     if script.text.len() > 0 {
-        out.event("contentBlockStop", br#""contentBlockIndex":0"#).await?;
+        block_stop(&mut fields, text_index);
+        out.event("contentBlockStop", &fields).await?;
     }
     for (n, tool) in script.tools.iter().enumerate() {
         let index = script.first_tool_index() + n;
@@ -257,16 +280,51 @@ async fn produce(script: &Script, out: &mut Emitter, started: Instant) -> Result
     out.event("metadata", &fields).await
 }
 
+fn reasoning_delta(fields: &mut Vec<u8>, block: u64, member: &str, value: &str) {
+    fields.clear();
+    fields.extend_from_slice(b"\"contentBlockIndex\":");
+    json::write_u64(fields, block);
+    fields.extend_from_slice(br#","delta":{"reasoningContent":{"#);
+    json::write_str(fields, member);
+    fields.push(b':');
+    json::write_str(fields, value);
+    fields.extend_from_slice(b"}}");
+}
+
+fn block_stop(fields: &mut Vec<u8>, block: u64) {
+    fields.clear();
+    fields.extend_from_slice(b"\"contentBlockIndex\":");
+    json::write_u64(fields, block);
+}
+
 /// The Converse reply document (reference: bedrock-converse §5).
 pub(super) fn converse_json(script: &Script, started: Instant) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + script.text.len() * 8);
     out.extend_from_slice(br#"{"output":{"message":{"role":"assistant","content":["#);
     let mut first = true;
+    if !script.reasoning.is_empty() {
+        out.extend_from_slice(br#"{"reasoningContent":{"reasoningText":{"text":"#);
+        json::write_str(&mut out, &script.reasoning.concat());
+        out.extend_from_slice(br#","signature":"#);
+        json::write_str(&mut out, MOCK_SIGNATURE);
+        out.extend_from_slice(b"}}}");
+        first = false;
+    }
+    if let Some(redacted) = &script.redacted {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        out.extend_from_slice(br#"{"reasoningContent":{"redactedContent":"#);
+        json::write_str(&mut out, redacted);
+        out.extend_from_slice(b"}}");
+    }
     if script.text.len() > 0 {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
         out.extend_from_slice(br#"{"text":"#);
         json::write_str(&mut out, &script.text.full());
         out.push(b'}');
-        first = false;
     }
     for (n, tool) in script.tools.iter().enumerate() {
         if !std::mem::take(&mut first) {

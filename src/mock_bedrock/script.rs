@@ -15,6 +15,8 @@ const MAX_FRAMES: u32 = 1_000_000;
 const MAX_WAIT_MS: u64 = 10 * 60 * 1000;
 /// The reply when no text is scripted.
 const DEFAULT_TEXT: &str = "Hello from the mock Bedrock runtime.";
+/// The signature the mock puts on its reasoning, and the only one it accepts back.
+pub(super) const MOCK_SIGNATURE: &str = "bW9jay1yZWFzb25pbmctc2lnbmF0dXJl";
 
 /// A request body Bedrock would reject: always `ValidationException` (400).
 #[derive(Debug, PartialEq, Eq)]
@@ -105,6 +107,10 @@ impl Usage {
 /// What the mock does for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Script {
+    /// Reasoning text deltas (a signed reasoning block before everything else).
+    pub(super) reasoning: Vec<String>,
+    /// An encrypted reasoning block (base64), after the reasoning text.
+    pub(super) redacted: Option<String>,
     pub(super) text: TextPlan,
     pub(super) tools: Vec<Tool>,
     pub(super) stop_reason: String,
@@ -122,12 +128,25 @@ pub(super) struct Script {
 impl Script {
     /// Number of `contentBlockDelta` events the stream carries.
     pub(super) fn delta_count(&self) -> usize {
-        self.text.len() + self.tools.iter().map(|t| t.fragments().len()).sum::<usize>()
+        self.reasoning_blocks()
+            + self.reasoning.len()
+            + self.text.len()
+            + self.tools.iter().map(|t| t.fragments().len()).sum::<usize>()
+    }
+
+    /// Reasoning blocks before the text: the signed one and the redacted one.
+    pub(super) fn reasoning_blocks(&self) -> usize {
+        usize::from(!self.reasoning.is_empty()) + usize::from(self.redacted.is_some())
+    }
+
+    /// Content block index of the text block.
+    pub(super) fn text_index(&self) -> usize {
+        self.reasoning_blocks()
     }
 
     /// Content block index of the first tool.
     pub(super) fn first_tool_index(&self) -> usize {
-        usize::from(self.text.len() > 0)
+        self.reasoning_blocks() + usize::from(self.text.len() > 0)
     }
 }
 
@@ -217,6 +236,23 @@ pub(super) fn parse(body: &[u8]) -> Result<Script, Invalid> {
             if block.contains_key("toolUse") || block.contains_key("toolResult") {
                 has_tool_blocks = true;
             }
+            check_block(block, i, j, role)?;
+            if role == "user"
+                && let Some(result) = block.get("toolResult")
+            {
+                // Directives may also come back inside a tool result, so a tool loop can
+                // script the model's answer.
+                for text in result
+                    .get("content")
+                    .and_then(|c| c.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.get("text").and_then(|t| t.as_str()))
+                {
+                    last_user_text.push_str(text);
+                    last_user_text.push(' ');
+                }
+            }
             if let Some(text) = block.get("text") {
                 let text = text.as_str().unwrap_or_default();
                 if text.trim().is_empty() {
@@ -241,6 +277,10 @@ pub(super) fn parse(body: &[u8]) -> Result<Script, Invalid> {
             "The toolConfig field must be defined when using toolUse and toolResult content blocks.".into(),
         ));
     }
+    check_tool_pairing(messages)?;
+    if let Some(config) = value.get("toolConfig") {
+        check_tool_config(config)?;
+    }
     if let Some(config) = value.get("inferenceConfig") {
         check_range(config, "temperature", 0.0, 1.0)?;
         check_range(config, "topP", 0.0, 1.0)?;
@@ -254,7 +294,230 @@ pub(super) fn parse(body: &[u8]) -> Result<Script, Invalid> {
             ));
         }
     }
-    directives(&last_user_text, user_words.max(1))
+    // A forced tool choice makes Claude answer with tool calls only, no text before them.
+    let forced = value
+        .get("toolConfig")
+        .and_then(|c| c.get("toolChoice"))
+        .is_some_and(|c| c.contains_key("any") || c.contains_key("tool"));
+    directives(&last_user_text, user_words.max(1), forced)
+}
+
+/// Bedrock's (and Claude's) rules for the blocks the gateway produces.
+fn check_block(block: &BorrowedValue<'_>, i: usize, j: usize, role: &str) -> Result<(), Invalid> {
+    let at = |what: &str| format!("messages.{i}.content.{j}.{what}");
+    if let Some(image) = block.get("image") {
+        let format = image.get("format").and_then(|f| f.as_str()).unwrap_or_default();
+        if !matches!(format, "png" | "jpeg" | "gif" | "webp") {
+            return Err(Invalid(
+                format!("1 validation error detected: Value '{format}' at '{}' failed to satisfy constraint: Member must satisfy enum value set: [png, jpeg, gif, webp]", at("image.format")).into(),
+            ));
+        }
+        check_base64(
+            image.get("source").and_then(|s| s.get("bytes")),
+            &at("image.source.bytes"),
+        )?;
+    }
+    if let Some(document) = block.get("document") {
+        let name = document.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+        let valid = (1..=200).contains(&name.len())
+            && !name.contains("  ")
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '(' | ')' | '[' | ']'));
+        if !valid {
+            return Err(Invalid(
+                "The document file name can only contain alphanumeric characters, whitespace characters, hyphens, parentheses, and square brackets. The name can't contain more than one consecutive whitespace character. Try again with a valid document file name.".into(),
+            ));
+        }
+        check_base64(
+            document.get("source").and_then(|s| s.get("bytes")),
+            &at("document.source.bytes"),
+        )?;
+    }
+    if let Some(tool_use) = block.get("toolUse") {
+        if role != "assistant" {
+            return Err(Invalid(
+                format!(
+                    "{}: toolUse blocks are only allowed in assistant messages.",
+                    at("toolUse")
+                )
+                .into(),
+            ));
+        }
+        let id = tool_use
+            .get("toolUseId")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        if !is_tool_use_id(id) {
+            return Err(Invalid(
+                format!("1 validation error detected: Value '{id}' at '{}' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.:-]+", at("toolUse.toolUseId")).into(),
+            ));
+        }
+        if !tool_use.get("input").is_some_and(|v| v.is_object()) {
+            return Err(Invalid(
+                format!("{}: the tool input must be a JSON object.", at("toolUse.input")).into(),
+            ));
+        }
+    }
+    if block.get("toolResult").is_some() && role != "user" {
+        return Err(Invalid(
+            format!(
+                "{}: toolResult blocks are only allowed in user messages.",
+                at("toolResult")
+            )
+            .into(),
+        ));
+    }
+    if let Some(reasoning) = block.get("reasoningContent") {
+        if role != "assistant" {
+            return Err(Invalid(
+                format!(
+                    "{}: reasoning is only allowed in assistant messages.",
+                    at("reasoningContent")
+                )
+                .into(),
+            ));
+        }
+        // The provider verifies the signature of reasoning sent back, as Claude does.
+        if let Some(text) = reasoning.get("reasoningText")
+            && text.get("signature").and_then(|s| s.as_str()) != Some(MOCK_SIGNATURE)
+        {
+            return Err(Invalid(
+                format!("messages.{i}.content.{j}: Invalid `signature` in `thinking` block").into(),
+            ));
+        }
+    }
+    if let Some(point) = block.get("cachePoint")
+        && point.get("type").and_then(|t| t.as_str()) != Some("default")
+    {
+        return Err(Invalid(
+            format!("{}: the cache point type must be default.", at("cachePoint")).into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_base64(value: Option<&BorrowedValue<'_>>, at: &str) -> Result<(), Invalid> {
+    let text = value.and_then(|v| v.as_str()).unwrap_or_default();
+    let body = text.trim_end_matches('=');
+    let valid = !body.is_empty()
+        && text.len().is_multiple_of(4)
+        && text.len() - body.len() <= 2
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+    if valid {
+        Ok(())
+    } else {
+        Err(Invalid(
+            format!("Malformed input request: {at} is not valid base64.").into(),
+        ))
+    }
+}
+
+fn is_tool_use_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+/// Every `toolUse` answered by a `toolResult` at the start of the next turn, and every
+/// `toolResult` answering one of the turn before (Claude's rule).
+fn check_tool_pairing(messages: &[BorrowedValue<'_>]) -> Result<(), Invalid> {
+    let ids = |m: &BorrowedValue<'_>, key: &str| -> Vec<String> {
+        m.get("content")
+            .and_then(|c| c.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b.get(key))
+            .filter_map(|b| b.get("toolUseId").and_then(|v| v.as_str()))
+            .map(str::to_owned)
+            .collect()
+    };
+    for (i, message) in messages.iter().enumerate() {
+        let results = ids(message, "toolResult");
+        let previous_uses = i
+            .checked_sub(1)
+            .map(|p| ids(&messages[p], "toolUse"))
+            .unwrap_or_default();
+        if let Some(orphan) = results.iter().find(|r| !previous_uses.contains(r)) {
+            return Err(Invalid(
+                format!("messages.{i}: the toolResult with toolUseId {orphan} has no toolUse block in the previous message.").into(),
+            ));
+        }
+        let uses = ids(message, "toolUse");
+        let next_results = messages
+            .get(i + 1)
+            .map(|n| ids(n, "toolResult"))
+            .unwrap_or_default();
+        if let Some(unanswered) = uses.iter().find(|u| !next_results.contains(u)) {
+            return Err(Invalid(
+                format!("messages.{}: Expected toolResult blocks for the toolUse ids {unanswered} of the previous message.", i + 1).into(),
+            ));
+        }
+        let content = message.get("content").and_then(|c| c.as_array());
+        if let Some(blocks) = content {
+            let first_other = blocks
+                .as_slice()
+                .iter()
+                .position(|b| !b.contains_key("toolResult") && !b.contains_key("cachePoint"));
+            let last_result = blocks
+                .as_slice()
+                .iter()
+                .rposition(|b| b.contains_key("toolResult"));
+            if let (Some(other), Some(result)) = (first_other, last_result)
+                && other < result
+            {
+                return Err(Invalid(
+                    format!("messages.{i}: toolResult blocks must come before any other content.").into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `toolConfig`: at least one tool, valid names, and a named choice that exists.
+fn check_tool_config(config: &BorrowedValue<'_>) -> Result<(), Invalid> {
+    let tools = config
+        .get("tools")
+        .and_then(|t| t.as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let names: Vec<&str> = tools
+        .iter()
+        .filter_map(|t| t.get("toolSpec"))
+        .filter_map(|s| s.get("name").and_then(|n| n.as_str()))
+        .collect();
+    if names.is_empty() {
+        return Err(Invalid(
+            "1 validation error detected: Value at 'toolConfig.tools' failed to satisfy constraint: Member must have length greater than or equal to 1".into(),
+        ));
+    }
+    for (n, name) in names.iter().enumerate() {
+        let valid = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid || names[..n].contains(name) {
+            return Err(Invalid(
+                format!("The tool name {name} is invalid or not unique.").into(),
+            ));
+        }
+    }
+    if let Some(named) = config
+        .get("toolChoice")
+        .and_then(|c| c.get("tool"))
+        .and_then(|t| t.get("name"))
+        .and_then(|n| n.as_str())
+        && !names.contains(&named)
+    {
+        return Err(Invalid(
+            format!("The tool {named} in toolChoice is not in toolConfig.tools.").into(),
+        ));
+    }
+    Ok(())
 }
 
 fn check_range(config: &BorrowedValue<'_>, field: &str, min: f64, max: f64) -> Result<(), Invalid> {
@@ -282,14 +545,17 @@ fn check_range(config: &BorrowedValue<'_>, field: &str, min: f64, max: f64) -> R
 }
 
 /// Reads the `mock:` tokens of `text`; `user_words` is the default input token count.
-fn directives<'t>(text: &'t str, user_words: u64) -> Result<Script, Invalid> {
+fn directives<'t>(text: &'t str, user_words: u64, forced_tool: bool) -> Result<Script, Invalid> {
     let mut words: Vec<String> = Vec::new();
+    let mut reasoning: Vec<String> = Vec::new();
     let mut frames: Option<u32> = None;
     let mut no_text = false;
     let mut tools = Vec::new();
     let mut stop = None;
     let mut usage = None;
     let mut script = Script {
+        reasoning: Vec::new(),
+        redacted: None,
         text: TextPlan::None,
         tools: Vec::new(),
         stop_reason: String::new(),
@@ -323,6 +589,17 @@ fn directives<'t>(text: &'t str, user_words: u64) -> Result<Script, Invalid> {
         };
         match (key, value) {
             ("text", v) => words.push(need(v)?.replace('_', " ")),
+            ("reasoning", v) => reasoning.push(need(v)?.replace('_', " ")),
+            ("redacted", v) => {
+                let data = need(v)?;
+                if !data
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+                {
+                    return Err(bad("expected base64"));
+                }
+                script.redacted = Some(data.to_owned());
+            }
             ("no_text", None) => no_text = true,
             ("frames", v) => {
                 let n: u32 = need(v)?.parse().map_err(|_| bad("expected a number of frames"))?;
@@ -380,6 +657,7 @@ fn directives<'t>(text: &'t str, user_words: u64) -> Result<Script, Invalid> {
             }
             TextPlan::Deltas(words)
         }
+        (false, None, true) if forced_tool && !tools.is_empty() => TextPlan::None,
         (false, None, true) => {
             TextPlan::Deltas(DEFAULT_TEXT.split_inclusive(' ').map(str::to_owned).collect())
         }
@@ -389,6 +667,12 @@ fn directives<'t>(text: &'t str, user_words: u64) -> Result<Script, Invalid> {
             ));
         }
     };
+    if let Some(last) = reasoning.len().checked_sub(1) {
+        for word in &mut reasoning[..last] {
+            word.push(' ');
+        }
+    }
+    script.reasoning = reasoning;
     script.tools = tools;
     script.stop_reason = stop.unwrap_or_else(|| {
         if script.tools.is_empty() {
@@ -677,5 +961,75 @@ mod tests {
             exception_message("ThrottlingException"),
             exception_message("throttlingException")
         );
+    }
+
+    #[test]
+    fn reasoning_directives_put_signed_and_redacted_blocks_first() {
+        let s =
+            script("mock:reasoning=Think mock:reasoning=hard mock:redacted=QUJD mock:text=Hi mock:tool=f:{}");
+        assert_eq!(s.reasoning, vec!["Think ".to_owned(), "hard".to_owned()]);
+        assert_eq!(s.redacted.as_deref(), Some("QUJD"));
+        assert_eq!((s.text_index(), s.first_tool_index()), (2, 3));
+        assert_eq!(s.delta_count(), 2 + 2 + 1);
+        assert!(parse(&mk_body("mock:redacted=not*b64")).is_err());
+    }
+
+    #[test]
+    fn directives_in_tool_results_script_the_answer() {
+        let s = parse(
+            &serde_json::to_vec(&serde_json::json!({"messages": [
+                {"role": "user", "content": [{"text": "x"}]},
+                {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}]},
+                {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "21C mock:text=Warm"}]}}]}],
+                "toolConfig": {"tools": [{"toolSpec": {"name": "f", "inputSchema": {"json": {"type": "object"}}}}]}}))
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(s.text, TextPlan::Deltas(vec!["Warm".into()]));
+    }
+
+    #[test]
+    fn claude_rules_for_tools_media_and_reasoning_are_enforced() {
+        let tool_config =
+            serde_json::json!({"tools": [{"toolSpec": {"name": "f", "inputSchema": {"json": {}}}}]});
+        let m = invalid(serde_json::json!({"messages": [
+            {"role": "user", "content": [{"text": "x"}]},
+            {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}]},
+            {"role": "user", "content": [{"text": "no result"}]}], "toolConfig": tool_config}));
+        assert!(m.contains("Expected toolResult"), "{m}");
+        let m = invalid(serde_json::json!({"messages": [
+            {"role": "user", "content": [{"text": "x"}]},
+            {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}]},
+            {"role": "user", "content": [{"text": "first"}, {"toolResult": {"toolUseId": "t1", "content": []}}]}],
+            "toolConfig": tool_config}));
+        assert!(m.contains("must come before"), "{m}");
+        let m = invalid(serde_json::json!({"messages": [{"role": "user", "content": [
+            {"document": {"format": "pdf", "name": "report.pdf", "source": {"bytes": "AAAA"}}}]}]}));
+        assert!(m.contains("document file name"), "{m}");
+        let m = invalid(serde_json::json!({"messages": [{"role": "user", "content": [
+            {"image": {"format": "bmp", "source": {"bytes": "AAAA"}}}]}]}));
+        assert!(m.contains("enum value set"), "{m}");
+        let m = invalid(serde_json::json!({"messages": [{"role": "user", "content": [
+            {"image": {"format": "png", "source": {"bytes": "A A"}}}]}]}));
+        assert!(m.contains("base64"), "{m}");
+        let m = invalid(
+            serde_json::json!({"messages": [{"role": "user", "content": [{"text": "x"}]},
+            {"role": "assistant", "content": [{"reasoningContent": {"reasoningText": {"text": "t", "signature": "forged"}}}, {"text": "a"}]},
+            {"role": "user", "content": [{"text": "y"}]}]}),
+        );
+        assert!(m.contains("Invalid `signature`"), "{m}");
+        let m = invalid(
+            serde_json::json!({"messages": [{"role": "user", "content": [{"text": "x"}]}],
+            "toolConfig": {"tools": [{"toolSpec": {"name": "f", "inputSchema": {"json": {}}}}], "toolChoice": {"tool": {"name": "g"}}}}),
+        );
+        assert!(m.contains("not in toolConfig.tools"), "{m}");
+        let m = invalid(
+            serde_json::json!({"messages": [{"role": "user", "content": [{"text": "x"}]}], "toolConfig": {"tools": []}}),
+        );
+        assert!(m.contains("toolConfig.tools"), "{m}");
+        let ok = serde_json::json!({"messages": [{"role": "user", "content": [{"text": "x"}]},
+            {"role": "assistant", "content": [{"reasoningContent": {"reasoningText": {"text": "t", "signature": MOCK_SIGNATURE}}}, {"text": "a"}]},
+            {"role": "user", "content": [{"text": "y"}]}]});
+        parse(&serde_json::to_vec(&ok).unwrap()).unwrap();
     }
 }

@@ -14,7 +14,8 @@ use crate::body::sse::{EndHook, SseBody, StreamOutcome};
 use crate::body::{self, ResponseBody};
 use crate::error::Error;
 use crate::openai::request::ChatCompletionRequest;
-use crate::translate::response::{ResponseMeta, Usage, to_chat_completion};
+use crate::translate::request::{Context, Ignored};
+use crate::translate::response::{ResponseMeta, Usage, to_chat_completion_with};
 use crate::translate::stream::StreamTranslator;
 use crate::translate::{self};
 use crate::upstream::Operation;
@@ -40,7 +41,7 @@ pub async fn handle(
 
     // Parse and translate in one synchronous block: the parsed request borrows `body` and is
     // gone before the first await on the upstream.
-    let (route, stream, include_usage, converse) = {
+    let (route, stream, include_usage, converse, translation) = {
         let parsed = if body_len <= REUSE_BUFFERS_UP_TO {
             PARSE_BUFFERS
                 .with(|buffers| ChatCompletionRequest::parse(&mut body, &mut buffers.borrow_mut()))?
@@ -53,8 +54,19 @@ pub async fn handle(
             .ok_or_else(|| Error::ModelNotFound(parsed.model.into()))?;
         grant.authorize(&route, parsed.stream)?;
         let mut converse = Vec::with_capacity(body_len + 256);
-        translate::request::to_converse(&parsed, &shared.request_options, &mut converse)?;
-        (route, parsed.stream, parsed.include_usage(), converse)
+        let cx = Context {
+            options: &shared.request_options,
+            model: &route.options,
+            images: &[],
+        };
+        let translation = translate::request::to_converse_with(&parsed, &cx, &mut converse)?;
+        (
+            route,
+            parsed.stream,
+            parsed.include_usage(),
+            converse,
+            translation,
+        )
     };
 
     let operation = if stream {
@@ -74,7 +86,7 @@ pub async fn handle(
     };
 
     if stream {
-        let translator = StreamTranslator::new(&meta, include_usage);
+        let translator = StreamTranslator::with_shape(&meta, include_usage, translation.response);
         let decoder = EventDecoder::new(shared.config.limits.max_event_bytes);
         let log = access_log_hook(request_id, &route.alias, started);
         let hook: EndHook = Box::new(move |outcome, usage| {
@@ -98,6 +110,7 @@ pub async fn handle(
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         // Tells nginx-style proxies in front of the sidecar not to buffer the stream.
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        insert_ignored(headers, &translation.ignored);
         Ok(response)
     } else {
         let reply = shared
@@ -106,7 +119,7 @@ pub async fn handle(
             .await?;
         let mut reply = reply.to_vec();
         let mut out = Vec::with_capacity(reply.len() + 256);
-        let usage = to_chat_completion(&mut reply, &meta, &mut out)?;
+        let usage = to_chat_completion_with(&mut reply, &meta, &translation.response, &mut out)?;
         grant.settle(StreamOutcome::Ok, Some(usage));
         log_access(
             request_id,
@@ -116,7 +129,22 @@ pub async fn handle(
             Some(usage),
             started,
         );
-        Ok(json_response(out))
+        let mut response = json_response(out);
+        insert_ignored(response.headers_mut(), &translation.ignored);
+        Ok(response)
+    }
+}
+
+/// Response header listing the request fields that were accepted without effect.
+pub const IGNORED_PARAMS_HEADER: &str = "x-ai-gateway-ignored-params";
+
+/// Names what the gateway ignored, so nothing is dropped without the client being able to see.
+fn insert_ignored(headers: &mut http::HeaderMap, ignored: &Ignored) {
+    if ignored.is_empty() {
+        return;
+    }
+    if let Ok(value) = HeaderValue::from_str(&ignored.to_string()) {
+        headers.insert(IGNORED_PARAMS_HEADER, value);
     }
 }
 
