@@ -2,13 +2,15 @@
 
 pub mod sse;
 
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
 
 use crate::error::Error;
 use sse::SseBody;
@@ -42,7 +44,8 @@ where
     Ok(buf)
 }
 
-/// Every response the gateway sends: a complete buffer or a translated event stream.
+/// Every response the gateway sends: a complete buffer, a translated event stream, or a
+/// Bedrock body passed through untouched.
 ///
 /// An enum rather than a boxed trait object, so the server polls it with static dispatch.
 #[derive(Debug)]
@@ -51,7 +54,16 @@ pub enum ResponseBody {
     Full(Option<Bytes>),
     /// An OpenAI SSE stream translated from a Bedrock event stream.
     Sse(Box<SseBody>),
+    /// A Bedrock response body relayed byte for byte (native passthrough).
+    Upstream(Box<PassthroughBody>),
 }
+
+/// Why a relayed body stopped before its end. hyper then aborts the response (HTTP/1.1 closes
+/// the connection without the last chunk, HTTP/2 resets the stream), so the client sees a
+/// truncated body as truncated rather than as complete.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(Box<str>);
 
 impl ResponseBody {
     /// A complete body.
@@ -63,15 +75,21 @@ impl ResponseBody {
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             Self::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Self::Sse(sse) => Pin::new(sse.as_mut()).poll_frame(cx),
+            Self::Sse(sse) => match Pin::new(sse.as_mut()).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                Poll::Ready(Some(Err(never))) => match never {},
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+            Self::Upstream(body) => Pin::new(body.as_mut()).poll_frame(cx),
         }
     }
 
@@ -79,6 +97,7 @@ impl Body for ResponseBody {
         match self {
             Self::Full(bytes) => bytes.is_none(),
             Self::Sse(sse) => sse.is_end_stream(),
+            Self::Upstream(body) => body.inner.is_end_stream(),
         }
     }
 
@@ -87,7 +106,57 @@ impl Body for ResponseBody {
             Self::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Self::Full(None) => SizeHint::with_exact(0),
             Self::Sse(_) => SizeHint::default(),
+            Self::Upstream(body) => body.inner.size_hint(),
         }
+    }
+}
+
+/// A Bedrock body relayed as it arrives, under the idle deadline between frames.
+#[derive(Debug)]
+pub struct PassthroughBody {
+    inner: Incoming,
+    idle: Pin<Box<Sleep>>,
+    idle_timeout: Duration,
+}
+
+impl PassthroughBody {
+    /// Wraps an upstream body.
+    pub fn new(inner: Incoming, idle_timeout: Duration) -> Self {
+        Self {
+            inner,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            idle_timeout,
+        }
+    }
+}
+
+impl Body for PassthroughBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.idle.as_mut().reset(Instant::now() + this.idle_timeout);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Some(Err(BodyError(format!("Bedrock body failed: {e}").into()))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(BodyError("Bedrock body idle timeout".into())))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
     }
 }
 
@@ -95,6 +164,7 @@ impl Body for ResponseBody {
 mod tests {
     use super::*;
     use http_body_util::Full;
+    use std::convert::Infallible;
 
     #[tokio::test]
     async fn collect_refuses_a_declared_oversize_body() {

@@ -38,6 +38,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The audit log.
     pub audit: AuditConfig,
+    /// Native Bedrock endpoints relayed to Bedrock (boto3 / AWS SDK clients).
+    pub passthrough: crate::service::passthrough::PassthroughConfig,
 }
 
 impl Default for Config {
@@ -53,6 +55,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             tls: TlsConfig::default(),
             audit: AuditConfig::default(),
+            passthrough: crate::service::passthrough::PassthroughConfig::default(),
         }
     }
 }

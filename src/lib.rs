@@ -10,6 +10,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod json;
+pub mod metrics;
 pub mod mock_bedrock;
 pub mod openai;
 pub mod routing;

@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod models;
 pub mod ops;
+pub mod passthrough;
 
 use std::sync::Arc;
 
@@ -122,6 +123,15 @@ impl Gateway {
         request_id: &str,
     ) -> Result<Response<ResponseBody>, Error> {
         let path = request.uri().path();
+        if request.method() == Method::POST
+            && self.shared.config.passthrough.enabled
+            && passthrough::parse_path(path).is_some()
+        {
+            let path = path.to_owned();
+            if let Some(native) = passthrough::parse_path(&path) {
+                return Ok(passthrough::handle(&self.shared, request, native).await);
+            }
+        }
         // The OpenAI SDKs use a base URL ending in `/v1`; some clients are configured without it.
         let route = path
             .strip_prefix("/v1")

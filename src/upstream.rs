@@ -135,24 +135,45 @@ impl Upstream {
             Operation::Converse => route.converse_uri.clone(),
             Operation::ConverseStream => route.converse_stream_uri.clone(),
         };
-        let mut request = Request::post(uri)
-            .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(Full::new(body.clone()))
-            .map_err(|_| Error::Internal("building the upstream request"))?;
-        self.auth
-            .authorize(&mut request, &body, &route.region)
-            .await
-            .map_err(|e| Error::Sign(e.to_string().into()))?;
-        let response = match tokio::time::timeout(self.response_headers, self.client.request(request)).await {
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) => return Err(map_client_error(&e)),
-            Err(_) => return Err(Error::UpstreamTimeout(TimeoutKind::ResponseHeaders)),
-        };
+        let response = self.send_request(uri, &route.region, &[], body).await?;
         if response.status().is_success() {
             Ok(response)
         } else {
             Err(self.read_error(response).await)
         }
+    }
+
+    /// Signs and sends one `POST` with a JSON (or model-native) body and returns Bedrock's
+    /// response whatever its status, once its headers arrived. `forward` headers are sent as
+    /// given and left out of the signature, like every header the gateway does not set itself.
+    pub async fn send_request(
+        &self,
+        uri: http::Uri,
+        region: &str,
+        forward: &[(http::HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Response<Incoming>, Error> {
+        let mut request = Request::post(uri)
+            .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(Full::new(body.clone()))
+            .map_err(|_| Error::Internal("building the upstream request"))?;
+        for (name, value) in forward {
+            request.headers_mut().insert(name.clone(), value.clone());
+        }
+        self.auth
+            .authorize(&mut request, &body, region)
+            .await
+            .map_err(|e| Error::Sign(e.to_string().into()))?;
+        match tokio::time::timeout(self.response_headers, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(map_client_error(&e)),
+            Err(_) => Err(Error::UpstreamTimeout(TimeoutKind::ResponseHeaders)),
+        }
+    }
+
+    /// The idle deadline between two pieces of a streamed body.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle
     }
 
     /// Reads a complete (non-streaming) success body, bounded in size and by the idle deadline.
