@@ -20,8 +20,9 @@ use std::fmt;
 use serde::Deserialize;
 
 use crate::bedrock::converse::{
-    CachePoint, ConverseRequest, GuardrailConfig, InferenceConfig, JsonSchemaDefinition, JsonValue,
-    OutputConfig, ServiceTier, StrMap, SystemContentBlock, TextFormat, TextFormatStructure, Tool,
+    CachePoint, ContentBlock, ConversationRole, ConverseRequest, GuardrailConfig, InferenceConfig,
+    JsonSchemaDefinition, JsonValue, OutputConfig, ServiceTier, StrMap, SystemContentBlock, TextFormat,
+    TextFormatStructure, Tool,
 };
 use crate::error::InvalidRequest;
 use crate::openai::request::{ChatCompletionRequest, ResponseFormat, Stop};
@@ -39,6 +40,10 @@ pub const MIN_THINKING_BUDGET: u32 = 1024;
 /// Tokens left for the answer when reasoning is on and the client set no limit: Claude counts
 /// thinking inside `max_tokens`, so the budget alone would leave nothing to say.
 pub const THINKING_ANSWER_TOKENS: u32 = 4096;
+
+/// Cache points one request may hold (Claude's and Nova's limit); automatic points are only
+/// added below it.
+pub const MAX_CACHE_POINTS: usize = 4;
 
 /// Bedrock's limit on `requestMetadata` pairs.
 pub const MAX_REQUEST_METADATA: usize = 16;
@@ -980,47 +985,74 @@ fn request_metadata<'a>(
 
 // === cache points ===
 
-/// Adds the model's automatic cache points where none ends the section already.
+/// Adds the model's automatic cache points where none ends the section already, while the
+/// request stays within [`MAX_CACHE_POINTS`].
 fn automatic_cache_points(converse: &mut ConverseRequest<'_>, model: &ModelOptions) {
+    if model.cache_points.is_empty() {
+        return;
+    }
+    let mut count = converse
+        .system
+        .iter()
+        .filter(|b| matches!(b, SystemContentBlock::CachePoint(_)))
+        .count()
+        + converse.tool_config.as_ref().map_or(0, |c| {
+            c.tools
+                .iter()
+                .filter(|t| matches!(t, Tool::CachePoint(_)))
+                .count()
+        })
+        + converse
+            .messages
+            .iter()
+            .flat_map(|m| &m.content)
+            .filter(|b| b.is_cache_point())
+            .count();
     for placement in &model.cache_points {
-        match placement {
+        if count >= MAX_CACHE_POINTS {
+            return;
+        }
+        let added = match placement {
             CachePlacement::System => {
-                if converse
+                let open = converse
                     .system
                     .last()
-                    .is_some_and(|b| !matches!(b, SystemContentBlock::CachePoint(_)))
-                {
+                    .is_some_and(|b| !matches!(b, SystemContentBlock::CachePoint(_)));
+                if open {
                     converse
                         .system
                         .push(SystemContentBlock::CachePoint(CachePoint::new(None)));
                 }
+                open
             }
-            CachePlacement::Tools => {
-                if let Some(config) = &mut converse.tool_config
-                    && config
+            CachePlacement::Tools => match &mut converse.tool_config {
+                Some(config)
+                    if config
                         .tools
                         .last()
-                        .is_some_and(|t| !matches!(t, Tool::CachePoint(_)))
+                        .is_some_and(|t| !matches!(t, Tool::CachePoint(_))) =>
                 {
                     config.tools.push(Tool::CachePoint(CachePoint::new(None)));
+                    true
                 }
-            }
+                _ => false,
+            },
             CachePlacement::Messages => {
                 let last_user = converse
                     .messages
                     .iter_mut()
                     .rev()
-                    .find(|m| m.role == crate::bedrock::converse::ConversationRole::User);
-                if let Some(turn) = last_user
-                    && turn.content.last().is_some_and(|b| !b.is_cache_point())
-                {
-                    turn.content
-                        .push(crate::bedrock::converse::ContentBlock::CachePoint(
-                            CachePoint::new(None),
-                        ));
+                    .find(|m| m.role == ConversationRole::User);
+                match last_user {
+                    Some(turn) if turn.content.last().is_some_and(|b| !b.is_cache_point()) => {
+                        turn.content.push(ContentBlock::CachePoint(CachePoint::new(None)));
+                        true
+                    }
+                    _ => false,
                 }
             }
-        }
+        };
+        count += usize::from(added);
     }
 }
 

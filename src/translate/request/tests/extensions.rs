@@ -174,6 +174,28 @@ fn automatic_cache_points_close_system_tools_and_the_last_user_turn() {
 }
 
 #[test]
+fn automatic_cache_points_stay_within_the_limit_of_four() {
+    let marked = r#"{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}"#;
+    let body = with_messages(&format!(
+        r#"[{{"role":"system","content":[{marked}]}},{{"role":"user","content":[{marked},{marked},{marked},{{"type":"text","text":"q"}}]}}]"#
+    ));
+    let (v, _) = translate_for(
+        &body,
+        "supports_prompt_caching: true\ncache_points: [system, messages]",
+        &[],
+    )
+    .unwrap();
+    let points = v["messages"][0]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b.get("cachePoint").is_some())
+        .count();
+    assert_eq!(points, 3, "the explicit ones stay, no automatic fifth");
+    assert_eq!(v["system"].as_array().unwrap().len(), 2);
+}
+
+#[test]
 fn bedrock_extension_members_pass_through() {
     let (v, _) = translate_for(
         &mk_body(
