@@ -34,7 +34,7 @@ use crate::audit::{AuditLog, RequestRecord};
 use crate::body::sse::StreamOutcome;
 use crate::config::{AuthConfig, Config};
 use crate::error::{AuthFailure, Error, RateLimit};
-use crate::routing::Route;
+use crate::routing::{ModelTable, Route};
 use crate::server::tls::Tls;
 use crate::translate::response::Usage;
 
@@ -512,6 +512,32 @@ impl Security {
         };
         request.extensions_mut().insert(principal);
         (Ok(()), snapshot)
+    }
+
+    /// For a native Bedrock path: a key with an allow-list may only name a model id that one of
+    /// its aliases routes to. Call after [`Security::admit`].
+    pub fn authorize_native<B>(
+        &self,
+        request: &Request<B>,
+        model_id: &str,
+        models: &ModelTable,
+    ) -> Result<(), Error> {
+        let Some(principal) = request.extensions().get::<Principal>() else {
+            return Ok(());
+        };
+        let id = percent_encoding::percent_decode_str(model_id).decode_utf8_lossy();
+        let allowed = match &principal.key.models {
+            None => true,
+            Some(aliases) => aliases
+                .iter()
+                .filter_map(|alias| models.get(alias))
+                .any(|route| *route.model_id == *id),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(Error::ModelNotAllowed(id.as_ref().into()))
+        }
     }
 
     /// Picks up a changed keys file and sweeps idle state; run every `auth.reload_interval_ms`.

@@ -300,7 +300,9 @@ async fn run(command: Command) -> Result<(), StartError> {
             Ok(())
         }
         Command::CheckConfig(args) => {
-            let config = args.load()?;
+            let mut config = args.load()?;
+            // Checking a configuration must not append to the audit log it names.
+            config.audit.output = None;
             let auth = UpstreamAuth::SigV4(SigV4Signer::from_static(MockConfig::default().credentials()));
             let gateway = server::build(config, auth)?;
             eprintln!("configuration OK: {} models", gateway.shared().models.len());

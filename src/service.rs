@@ -86,10 +86,20 @@ impl Gateway {
         });
         let (result, rate) = match access(&path) {
             Access::Public | Access::SessionExchange => (self.dispatch(request, &request_id).await, None),
-            access => match security.admit(&mut request, access == Access::Metered) {
-                (Ok(()), rate) => (self.dispatch(request, &request_id).await, rate),
-                (Err(err), rate) => (Err(err), rate),
-            },
+            access => {
+                let metered = matches!(access, Access::Metered | Access::Native(_));
+                let (admitted, rate) = security.admit(&mut request, metered);
+                let admitted = admitted.and_then(|()| match access {
+                    Access::Native(model_id) => {
+                        security.authorize_native(&request, model_id, &self.shared.models)
+                    }
+                    _ => Ok(()),
+                });
+                match admitted {
+                    Ok(()) => (self.dispatch(request, &request_id).await, rate),
+                    Err(err) => (Err(err), rate),
+                }
+            }
         };
         let mut error_kind = None;
         let mut response = match result {
@@ -162,7 +172,7 @@ impl Gateway {
 
 /// What a path needs from the security layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
+enum Access<'p> {
     /// Probes: never authenticated, so orchestrators need no key.
     Public,
     /// `POST /v1/auth/session` checks the key itself.
@@ -171,9 +181,19 @@ enum Access {
     Authenticated,
     /// Authenticated and counted against the key's request and token limits.
     Metered,
+    /// A native Bedrock path naming this model id: metered, and within the key's allow-list.
+    Native(&'p str),
 }
 
-fn access(path: &str) -> Access {
+fn access(path: &str) -> Access<'_> {
+    // The native (passthrough) paths: a key limited to some aliases must not reach other
+    // models through them.
+    if let Some(rest) = ["/providers/bedrock/model/", "/bedrock/model/", "/model/"]
+        .iter()
+        .find_map(|prefix| path.strip_prefix(prefix))
+    {
+        return Access::Native(rest.rsplit_once('/').map_or(rest, |(model, _)| model));
+    }
     let route = path
         .strip_prefix("/v1")
         .filter(|p| p.starts_with('/'))

@@ -422,3 +422,31 @@ async fn auth_off_keeps_the_sidecar_open_and_has_no_session_endpoint() {
         .await;
     assert_error(&reply, 400, "auth_disabled");
 }
+
+#[tokio::test]
+async fn native_bedrock_paths_are_authenticated_and_follow_the_allow_list() {
+    let mut keys = Keys::new();
+    let (key, _) = keys.add(
+        "haiku-only",
+        NewKey {
+            models: vec!["claude-3-haiku".into()],
+            ..NewKey::default()
+        },
+    );
+    let (env, _gw) = start(&keys.path, &ManualClock::new(T0_MS)).await;
+    let native = |id: &str| format!("/model/{id}/converse");
+    let body = json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]});
+    let reply = post_as(&env, &native("amazon.nova-lite-v1:0"), None, &body).await;
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    let reply = post_as(&env, &native("amazon.nova-lite-v1:0"), Some(&key), &body).await;
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    // The id its alias routes to (percent-encoded, as the AWS SDKs send it) gets through.
+    let reply = post_as(
+        &env,
+        &native("anthropic.claude-3-haiku-20240307-v1%3A0"),
+        Some(&key),
+        &body,
+    )
+    .await;
+    assert!(![401, 403].contains(&reply.status.as_u16()), "{}", reply.text());
+}
