@@ -181,6 +181,8 @@ pub struct TranslateConfig {
     /// `maxTokens` sent when the client gives neither `max_tokens` nor
     /// `max_completion_tokens`; unset lets Bedrock use the model's maximum.
     pub default_max_tokens: Option<u32>,
+    /// Fetching of `http(s)` image URLs (off by default).
+    pub image_fetch: crate::upstream::fetch::ImageFetchConfig,
 }
 
 /// Log output.
@@ -442,6 +444,7 @@ impl Config {
         if self.translate.default_max_tokens == Some(0) {
             problems.push("translate.default_max_tokens: must be at least 1".to_owned());
         }
+        problems.extend(self.translate.image_fetch.problems());
         self.validate_security(&mut problems);
         if problems.is_empty() {
             Ok(())
