@@ -429,6 +429,11 @@ impl Grant {
         Ok(())
     }
 
+    /// The name of the key the request came with, if authentication is on.
+    pub fn key_name(&self) -> Option<&str> {
+        self.principal.as_ref().map(Principal::name)
+    }
+
     /// Charges the tokens used and completes the audit record; gives back the stream slot.
     pub fn settle(self, outcome: StreamOutcome, usage: Option<Usage>) {
         if let (Some(principal), Some(usage)) = (&self.principal, usage) {

@@ -479,6 +479,17 @@ impl Error {
         }
     }
 
+    /// The Bedrock error name for metrics: the exception name, or `connect` / `timeout` for
+    /// transport failures, `other` for the rest.
+    pub fn upstream_name(&self) -> &str {
+        match self {
+            Self::Upstream { name, .. } => name,
+            Self::UpstreamConnect(_) => "connect",
+            Self::UpstreamTimeout(_) => "timeout",
+            _ => "other",
+        }
+    }
+
     /// Low-cardinality label for metrics and logs.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -93,6 +93,18 @@ pub enum Outcome {
     client_cancelled,
 }
 
+impl From<crate::body::sse::StreamOutcome> for Outcome {
+    fn from(outcome: crate::body::sse::StreamOutcome) -> Self {
+        use crate::body::sse::StreamOutcome as S;
+        match outcome {
+            S::Ok => Self::ok,
+            S::UpstreamError => Self::upstream_error,
+            S::Timeout => Self::timeout,
+            S::ClientCancelled => Self::client_cancelled,
+        }
+    }
+}
+
 /// A model alias from the model table (`""` when the request named no known model).
 pub type ModelLabel = Arc<str>;
 
@@ -172,6 +184,7 @@ pub struct Metrics {
     fallbacks: Family<FallbackLabels, Counter>,
     rate_limited: Family<KeyLabels, Counter>,
     audit_dropped: Counter,
+    audit_dropped_seen: std::sync::atomic::AtomicU64,
     reloads: Counter,
     reload_failures: Counter,
 }
@@ -208,6 +221,7 @@ impl Metrics {
             fallbacks: Family::default(),
             rate_limited: Family::default(),
             audit_dropped: Counter::default(),
+            audit_dropped_seen: std::sync::atomic::AtomicU64::new(0),
             reloads: Counter::default(),
             reload_failures: Counter::default(),
             registry: Registry::default(),
@@ -425,9 +439,14 @@ impl Metrics {
             .inc();
     }
 
-    /// The counter of dropped audit records, for the audit writer to increment.
-    pub fn audit_dropped(&self) -> Counter {
-        self.audit_dropped.clone()
+    /// Brings the dropped-audit-records counter up to the audit log's own running total.
+    pub fn sync_audit_dropped(&self, total: u64) {
+        let seen = self
+            .audit_dropped_seen
+            .swap(total, std::sync::atomic::Ordering::Relaxed);
+        if total > seen {
+            self.audit_dropped.inc_by(total - seen);
+        }
     }
 
     /// A model-table reload was applied (`true`) or rejected (`false`).

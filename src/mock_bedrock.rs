@@ -10,7 +10,8 @@
 //! | --- | --- |
 //! | `POST /model/{modelId}/converse` | 200 JSON (`output.message`, `stopReason`, `usage`, `metrics`) |
 //! | `POST /model/{modelId}/converse-stream` | 200 `application/vnd.amazon.eventstream`, frames sent one by one as produced |
-//! | anything else (including `invoke`) | 404 `UnknownOperationException` |
+//! | `POST /model/{modelId}/invoke` | embedding models only (Titan Text Embeddings, Cohere Embed): deterministic vectors, see `embed.rs` |
+//! | anything else | 404 `UnknownOperationException` |
 //! | `GET /__mock/last-request` | the last request's body, with its path in `x-mock-path` (no authentication; for out-of-process tests) |
 //!
 //! Every reply carries `x-amzn-RequestId`. Errors carry
@@ -71,6 +72,7 @@
 //! its `shutdown` future resolves. On shutdown the listener closes at once and open
 //! connections get [`SHUTDOWN_GRACE`] to finish before they are dropped.
 
+mod embed;
 mod reply;
 mod script;
 mod verify;
@@ -217,6 +219,7 @@ struct Counters {
     active_streams: AtomicU64,
     cancelled_streams: AtomicU64,
     frames_sent: AtomicU64,
+    invoke_calls: AtomicU64,
     failed_on_purpose: AtomicU64,
 }
 
@@ -398,6 +401,7 @@ impl State {
 enum Operation {
     Converse,
     ConverseStream,
+    Invoke,
 }
 
 /// `(operation, raw model id segment)` for the Converse routes.
@@ -410,6 +414,7 @@ fn route<'p>(method: &Method, path: &'p str) -> Option<(Operation, &'p str)> {
     let operation = match operation {
         "converse" => Operation::Converse,
         "converse-stream" => Operation::ConverseStream,
+        "invoke" => Operation::Invoke,
         _ => return None,
     };
     (!model.is_empty()).then_some((operation, model))
@@ -442,6 +447,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
         let counter = match operation {
             Operation::Converse => &state.counters.converse_calls,
             Operation::ConverseStream => &state.counters.stream_calls,
+            Operation::Invoke => &state.counters.invoke_calls,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -486,6 +492,10 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
             &message,
         );
     }
+    if operation == Operation::Invoke {
+        let model = percent_encoding::percent_decode_str(model).decode_utf8_lossy();
+        return embed::invoke(&request_id, &model, &body);
+    }
     let script = match script::parse(&body) {
         Ok(script) => script,
         Err(invalid) => {
@@ -506,7 +516,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
         );
     }
     match operation {
-        Operation::Converse => converse(&request_id, script, started).await,
+        Operation::Converse | Operation::Invoke => converse(&request_id, script, started).await,
         Operation::ConverseStream => {
             let body = MockBody::Stream(reply::stream(script, state.counters.clone(), started));
             let mut response = Response::new(body);

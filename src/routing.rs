@@ -48,6 +48,20 @@ pub struct ModelEntry {
     /// prompt caching, guardrail); everything off when absent.
     #[serde(default)]
     pub options: ModelOptions,
+    /// `chat` or `embedding`; inferred from the model id when absent (Titan Text Embeddings
+    /// and Cohere Embed ids are embedding models).
+    #[serde(default)]
+    pub kind: Option<ModelKind>,
+}
+
+/// What a model is served for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// `POST /v1/chat/completions` (Converse).
+    Chat,
+    /// `POST /v1/embeddings` (InvokeModel).
+    Embedding,
 }
 
 impl ModelEntry {
@@ -59,6 +73,7 @@ impl ModelEntry {
             region: None,
             owned_by: None,
             options: ModelOptions::default(),
+            kind: None,
         }
     }
 }
@@ -84,6 +99,12 @@ pub struct Route {
     pub converse_stream_uri: http::Uri,
     /// The model's translation options.
     pub options: ModelOptions,
+    /// The alias as a metric label value, shared rather than copied per request.
+    pub label: crate::metrics::ModelLabel,
+    /// Chat or embedding.
+    pub kind: ModelKind,
+    /// `POST …/model/{encoded id}/invoke` (embedding models).
+    pub invoke_uri: http::Uri,
 }
 
 impl Route {
@@ -127,6 +148,15 @@ impl Route {
             .unwrap_or_else(|| owner_from_id(&entry.model_id).to_owned());
         Ok(Self {
             alias: alias.into(),
+            label: std::sync::Arc::from(alias),
+            kind: entry.kind.unwrap_or(
+                if crate::translate::embeddings::EmbeddingFamily::of(&entry.model_id).is_some() {
+                    ModelKind::Embedding
+                } else {
+                    ModelKind::Chat
+                },
+            ),
+            invoke_uri: uri("invoke")?,
             model_id: entry.model_id.as_str().into(),
             region: region.into(),
             owned_by: owned_by.into(),
@@ -151,6 +181,58 @@ fn owner_from_id(id: &str) -> &str {
     } else {
         owner
     }
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// Aliases that did not exist before.
+    pub added: usize,
+    /// Aliases present before and after (their routes replaced).
+    pub kept: usize,
+    /// Aliases no longer in the file.
+    pub removed: usize,
+}
+
+/// Watches the model-mapping file for changes by polling its modification time. A change is
+/// reported once the time has stayed the same for one more poll, so an editor's partial
+/// writes are not loaded.
+#[derive(Debug)]
+pub struct FileWatch {
+    path: std::path::PathBuf,
+    loaded: Option<std::time::SystemTime>,
+    pending: Option<std::time::SystemTime>,
+}
+
+impl FileWatch {
+    /// Starts watching `path`, taking its current state as loaded.
+    pub fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            loaded: modified(path),
+            pending: None,
+        }
+    }
+
+    /// Polls once: `true` when the file changed and has settled since the last load.
+    pub fn poll(&mut self) -> bool {
+        let now = modified(&self.path);
+        if now == self.loaded {
+            self.pending = None;
+            return false;
+        }
+        if self.pending == now {
+            self.loaded = now;
+            self.pending = None;
+            return true;
+        }
+        self.pending = now;
+        false
+    }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// Alias → route, shared by every request.
@@ -206,6 +288,28 @@ impl ModelTable {
         let mut all: Vec<Arc<Route>> = self.routes.iter().map(|r| Arc::clone(r.value())).collect();
         all.sort_by(|a, b| a.alias.cmp(&b.alias));
         all
+    }
+
+    /// Makes this table equal to `fresh`, entry by entry: new aliases appear, removed ones go,
+    /// changed ones are replaced. Requests in flight keep the `Arc<Route>` they resolved, and a
+    /// lookup during the swap finds either the old or the new route, never nothing, for an
+    /// alias present in both.
+    pub fn replace_with(&self, fresh: ModelTable) -> ReloadSummary {
+        let mut summary = ReloadSummary::default();
+        for entry in fresh.routes.iter() {
+            match self.routes.insert(entry.key().clone(), Arc::clone(entry.value())) {
+                None => summary.added += 1,
+                Some(_) => summary.kept += 1,
+            }
+        }
+        self.routes.retain(|alias, _| {
+            let keep = fresh.routes.contains_key(alias);
+            if !keep {
+                summary.removed += 1;
+            }
+            keep
+        });
+        summary
     }
 
     /// Number of aliases.
@@ -316,6 +420,55 @@ mod tests {
             serde_yaml::from_str::<ModelMapping>("models:\n  c:\n    model_id: x\n    options: {nope: 1}\n")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn replace_with_adds_replaces_and_removes() {
+        let table = |yaml: &str| {
+            let mapping: ModelMapping = serde_yaml::from_str(yaml).unwrap();
+            ModelTable::from_mapping(&mapping, "us-east-1", None).unwrap()
+        };
+        let live = table(
+            "models:\n  a:\n    model_id: amazon.nova-lite-v1:0\n  b:\n    model_id: amazon.nova-pro-v1:0\n",
+        );
+        let held = live.get("a").unwrap();
+        let summary = live.replace_with(table(
+            "models:\n  a:\n    model_id: amazon.nova-micro-v1:0\n  c:\n    model_id: meta.llama3-8b-instruct-v1:0\n",
+        ));
+        assert_eq!(
+            summary,
+            ReloadSummary {
+                added: 1,
+                kept: 1,
+                removed: 1
+            }
+        );
+        assert_eq!(&*live.get("a").unwrap().model_id, "amazon.nova-micro-v1:0");
+        assert!(live.get("b").is_none());
+        assert!(live.get("c").is_some());
+        assert_eq!(
+            &*held.model_id, "amazon.nova-lite-v1:0",
+            "a route in use is not changed under it"
+        );
+    }
+
+    #[test]
+    fn file_watch_reports_a_change_once_it_settles() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.yaml");
+        std::fs::write(&path, "a").unwrap();
+        let mut watch = FileWatch::new(&path);
+        assert!(!watch.poll());
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(!watch.poll(), "first sight of a change: wait for it to settle");
+        assert!(watch.poll(), "unchanged since: load it");
+        assert!(!watch.poll(), "reported once");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! become OpenAI error responses and get logged.
 
 pub mod chat;
+pub mod embeddings;
 pub mod models;
 pub mod ops;
 pub mod passthrough;
@@ -15,6 +16,7 @@ use crate::auth::Security;
 use crate::body::ResponseBody;
 use crate::config::Config;
 use crate::error::{Error, Side};
+use crate::metrics::{Endpoint, Metrics};
 use crate::routing::ModelTable;
 use crate::server::ClientAddr;
 use crate::translate::request::RequestOptions;
@@ -36,6 +38,8 @@ pub struct Shared {
     pub request_options: RequestOptions,
     /// Client authentication, per-key limits, the audit log, server TLS.
     pub security: Security,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The service: a cheap clone over the shared state.
@@ -56,6 +60,9 @@ impl Gateway {
             temperature: config.translate.temperature,
             default_max_tokens: config.translate.default_max_tokens,
         };
+        let metrics = Arc::new(Metrics::new());
+        let mut upstream = upstream;
+        upstream.attach_metrics(Arc::clone(&metrics));
         Self {
             shared: Arc::new(Shared {
                 config,
@@ -63,6 +70,7 @@ impl Gateway {
                 upstream,
                 request_options,
                 security,
+                metrics,
             }),
         }
     }
@@ -74,6 +82,8 @@ impl Gateway {
 
     /// Handles one request. Never fails: errors become OpenAI error responses here.
     pub async fn handle(&self, mut request: Request<Incoming>) -> Response<ResponseBody> {
+        let started = std::time::Instant::now();
+        let _in_flight = self.shared.metrics.request_in_flight();
         let request_id = request_id(&request);
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
@@ -119,6 +129,13 @@ impl Gateway {
         if let Some(record) = record {
             record.responded(response.status().as_u16(), error_kind);
         }
+        // Chat completions count themselves, with their model.
+        let endpoint = endpoint(&path);
+        if endpoint != Endpoint::chat_completions {
+            self.shared
+                .metrics
+                .request(endpoint, &no_model(), response.status(), started.elapsed());
+        }
         response
     }
 
@@ -152,14 +169,18 @@ impl Gateway {
             (&Method::POST, "/auth/session") => {
                 crate::auth::exchange::open_session(&self.shared, request, request_id).await
             }
+            (&Method::POST, "/embeddings") => embeddings::handle(&self.shared, request).await,
             (&Method::GET, "/models") => Ok(models::list(&self.shared)),
             (&Method::GET, p) if p.starts_with("/models/") => {
                 models::get(&self.shared, &p["/models/".len()..])
             }
             (&Method::GET, "/health") if path == "/health" => Ok(ops::health()),
             (&Method::GET, "/ready") if path == "/ready" => Ok(ops::ready(&self.shared).await),
-            (_, "/chat/completions" | "/models") => Err(Error::MethodNotAllowed(request.method().clone())),
-            (_, "/health" | "/ready") if path == route => {
+            (&Method::GET, "/metrics") if path == "/metrics" => Ok(ops::metrics(&self.shared)),
+            (_, "/chat/completions" | "/models" | "/embeddings") => {
+                Err(Error::MethodNotAllowed(request.method().clone()))
+            }
+            (_, "/health" | "/ready" | "/metrics") if path == route => {
                 Err(Error::MethodNotAllowed(request.method().clone()))
             }
             _ => Err(Error::UnknownPath {
@@ -199,11 +220,38 @@ fn access(path: &str) -> Access<'_> {
         .filter(|p| p.starts_with('/'))
         .unwrap_or(path);
     match (path, route) {
-        ("/health" | "/ready", _) => Access::Public,
+        ("/health" | "/ready" | "/metrics", _) => Access::Public,
         (_, "/auth/session") => Access::SessionExchange,
-        (_, "/chat/completions") => Access::Metered,
+        (_, "/chat/completions" | "/embeddings") => Access::Metered,
+        // Native Bedrock requests count against the key's request limit too.
+        _ if passthrough::parse_path(path).is_some() => Access::Metered,
         _ => Access::Authenticated,
     }
+}
+
+/// The metric label of a path.
+fn endpoint(path: &str) -> Endpoint {
+    let route = path
+        .strip_prefix("/v1")
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or(path);
+    match route {
+        "/chat/completions" => Endpoint::chat_completions,
+        "/models" => Endpoint::models,
+        p if p.starts_with("/models/") => Endpoint::models,
+        "/embeddings" => Endpoint::embeddings,
+        "/auth/session" => Endpoint::auth,
+        "/health" | "/ready" | "/metrics" => Endpoint::ops,
+        _ if passthrough::parse_path(path).is_some() => Endpoint::passthrough,
+        _ => Endpoint::other,
+    }
+}
+
+/// The model label of requests that name no known model.
+pub(crate) fn no_model() -> crate::metrics::ModelLabel {
+    static EMPTY: std::sync::LazyLock<crate::metrics::ModelLabel> =
+        std::sync::LazyLock::new(|| Arc::from(""));
+    Arc::clone(&EMPTY)
 }
 
 /// The client's `x-request-id` if it sent a sane one, else a new random id.

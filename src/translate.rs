@@ -5,6 +5,7 @@
 //! timestamps are passed in. That is what lets the golden tests, benches and fuzz targets
 //! call these functions directly.
 
+pub mod embeddings;
 pub mod request;
 pub mod response;
 pub mod stream;

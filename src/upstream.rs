@@ -5,7 +5,6 @@
 //! turned into [`Error::Upstream`] with Bedrock's error name and message, so callers only ever
 //! see a successful response or an edge error.
 
-pub mod fetch;
 pub mod retry;
 pub mod sigv4;
 
@@ -45,6 +44,7 @@ pub struct Upstream {
     response_headers: Duration,
     idle: Duration,
     retries: RetryPolicy,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -90,7 +90,13 @@ impl Upstream {
             response_headers: config.timeouts.response_headers(),
             idle: config.timeouts.idle(),
             retries: config.bedrock.retries.clone(),
+            metrics: None,
         })
+    }
+
+    /// Counts retries in `metrics` from now on.
+    pub fn attach_metrics(&mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) {
+        self.metrics = Some(metrics);
     }
 
     /// The authentication in use (for `/ready`).
@@ -121,6 +127,10 @@ impl Upstream {
                 return Err(error);
             };
             tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %error, "retrying Bedrock request");
+            if let Some(metrics) = &self.metrics {
+                metrics.upstream_error(&route.label, error.upstream_name());
+                metrics.retry(&route.label);
+            }
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -193,7 +203,8 @@ impl Upstream {
         }
     }
 
-    async fn read_error(&self, response: Response<Incoming>) -> Error {
+    /// Reads a non-2xx Bedrock response into the mapped [`Error`] (name, message, Retry-After).
+    pub async fn read_error(&self, response: Response<Incoming>) -> Error {
         let status = response.status();
         let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
         let header_name = response

@@ -55,10 +55,19 @@ fn gateway_yaml_documents_the_defaults() {
         shipped.bedrock.pool_max_idle_per_host,
         defaults.bedrock.pool_max_idle_per_host
     );
-    assert_eq!(shipped.bedrock.retries.max_retries, defaults.bedrock.retries.max_retries);
-    assert_eq!(shipped.bedrock.retries.budget_ms, defaults.bedrock.retries.budget_ms);
+    assert_eq!(
+        shipped.bedrock.retries.max_retries,
+        defaults.bedrock.retries.max_retries
+    );
+    assert_eq!(
+        shipped.bedrock.retries.budget_ms,
+        defaults.bedrock.retries.budget_ms
+    );
     assert_eq!(shipped.passthrough.enabled, defaults.passthrough.enabled);
-    assert_eq!(shipped.passthrough.allow_raw_model_ids, defaults.passthrough.allow_raw_model_ids);
+    assert_eq!(
+        shipped.passthrough.allow_raw_model_ids,
+        defaults.passthrough.allow_raw_model_ids
+    );
 }
 
 #[test]

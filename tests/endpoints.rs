@@ -37,13 +37,22 @@ async fn models_lists_every_alias_in_openai_shape() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["claude-3-haiku", "nova-lite", "profile"]);
+    assert_eq!(
+        ids,
+        [
+            "claude-3-haiku",
+            "cohere-embed",
+            "nova-lite",
+            "profile",
+            "titan-embed"
+        ]
+    );
     for m in v["data"].as_array().unwrap() {
         assert_eq!(m["object"], "model");
         assert!(m["created"].is_u64());
         assert!(m["owned_by"].is_string());
     }
-    assert_eq!(v["data"][1]["owned_by"], "amazon");
+    assert_eq!(v["data"][2]["owned_by"], "amazon");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! `POST /v1/chat/completions`: read, parse once, route, translate, sign, send, respond.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use crate::bedrock::eventstream::EventDecoder;
 use crate::body::sse::{EndHook, SseBody, StreamOutcome};
 use crate::body::{self, ResponseBody};
 use crate::error::Error;
+use crate::metrics::{Endpoint, ModelLabel, Outcome};
 use crate::openai::request::ChatCompletionRequest;
 use crate::translate::request::{Context, Ignored};
 use crate::translate::response::{ResponseMeta, Usage, to_chat_completion_with};
@@ -28,13 +30,50 @@ thread_local! {
     static PARSE_BUFFERS: RefCell<simd_json::Buffers> = RefCell::new(simd_json::Buffers::default());
 }
 
-/// Handles one chat completion, streaming or not.
+/// Handles one chat completion, streaming or not, and counts it in the metrics with its
+/// model (streams when their headers go out; their end is counted by the stream).
 pub async fn handle(
     shared: &Shared,
     request: Request<Incoming>,
     request_id: &str,
 ) -> Result<Response<ResponseBody>, Error> {
     let started = Instant::now();
+    let mut model = None;
+    let result = respond(shared, request, request_id, started, &mut model).await;
+    let model = model.unwrap_or_else(super::no_model);
+    let metrics = &shared.metrics;
+    match &result {
+        Ok(response) => metrics.request(
+            Endpoint::chat_completions,
+            &model,
+            response.status(),
+            started.elapsed(),
+        ),
+        Err(err) => {
+            metrics.request(
+                Endpoint::chat_completions,
+                &model,
+                err.status(),
+                started.elapsed(),
+            );
+            if matches!(
+                err,
+                Error::Upstream { .. } | Error::UpstreamConnect(_) | Error::UpstreamTimeout(_)
+            ) {
+                metrics.upstream_error(&model, err.upstream_name());
+            }
+        }
+    }
+    result
+}
+
+async fn respond(
+    shared: &Shared,
+    request: Request<Incoming>,
+    request_id: &str,
+    started: Instant,
+    model: &mut Option<ModelLabel>,
+) -> Result<Response<ResponseBody>, Error> {
     let mut grant = Grant::from_request(&request);
     let mut body = body::collect(request.into_body(), shared.config.limits.max_body_bytes).await?;
     let body_len = body.len();
@@ -52,6 +91,17 @@ pub async fn handle(
             .models
             .get(parsed.model)
             .ok_or_else(|| Error::ModelNotFound(parsed.model.into()))?;
+        *model = Some(Arc::clone(&route.label));
+        if route.kind == crate::routing::ModelKind::Embedding {
+            return Err(crate::error::InvalidRequest::invalid(
+                "model",
+                format!(
+                    "`{}` is an embedding model; use it with /v1/embeddings",
+                    route.alias
+                ),
+            )
+            .into());
+        }
         grant.authorize(&route, parsed.stream)?;
         let mut converse = Vec::with_capacity(body_len + 256);
         let cx = Context {
@@ -74,10 +124,13 @@ pub async fn handle(
     } else {
         Operation::Converse
     };
+    let sent = Instant::now();
     let upstream = shared
         .upstream
         .send(&route, operation, Bytes::from(converse))
         .await?;
+    shared.metrics.upstream_headers(&route.label, sent.elapsed());
+    let key: Arc<str> = Arc::from(grant.key_name().unwrap_or(""));
     let id = completion_id(&upstream, request_id);
     let meta = ResponseMeta {
         id: &id,
@@ -89,8 +142,16 @@ pub async fn handle(
         let translator = StreamTranslator::with_shape(&meta, include_usage, translation.response);
         let decoder = EventDecoder::new(shared.config.limits.max_event_bytes);
         let log = access_log_hook(request_id, &route.alias, started);
+        let metrics = Arc::clone(&shared.metrics);
+        let label = Arc::clone(&route.label);
+        let in_flight = metrics.stream_in_flight();
         let hook: EndHook = Box::new(move |outcome, usage| {
             log(outcome, usage);
+            metrics.stream_end(&label, Outcome::from(outcome), started.elapsed());
+            if let Some(usage) = &usage {
+                metrics.tokens(&label, &key, usage);
+            }
+            drop(in_flight);
             grant.settle(outcome, usage);
         });
         let sse = SseBody::start(
@@ -101,6 +162,9 @@ pub async fn handle(
             Some(hook),
         )
         .await?;
+        shared
+            .metrics
+            .first_event(&route.label, sent.elapsed(), started.elapsed());
         let mut response = Response::new(ResponseBody::Sse(Box::new(sse)));
         let headers = response.headers_mut();
         headers.insert(
@@ -120,6 +184,7 @@ pub async fn handle(
         let mut reply = reply.to_vec();
         let mut out = Vec::with_capacity(reply.len() + 256);
         let usage = to_chat_completion_with(&mut reply, &meta, &translation.response, &mut out)?;
+        shared.metrics.tokens(&route.label, &key, &usage);
         grant.settle(StreamOutcome::Ok, Some(usage));
         log_access(
             request_id,

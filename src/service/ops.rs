@@ -44,3 +44,24 @@ pub async fn ready(shared: &Shared) -> Response<ResponseBody> {
     }
     response
 }
+
+/// `GET /metrics`: every metric in OpenMetrics text.
+pub fn metrics(shared: &Shared) -> Response<ResponseBody> {
+    if let Some(audit) = &shared.security.audit {
+        shared.metrics.sync_audit_dropped(audit.dropped());
+    }
+    let mut text = String::with_capacity(16 * 1024);
+    let mut response = match shared.metrics.encode(&mut text) {
+        Ok(()) => Response::new(ResponseBody::full(text)),
+        Err(_) => {
+            let mut response = Response::new(ResponseBody::full("metrics encoding failed"));
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        }
+    };
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}

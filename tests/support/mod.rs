@@ -31,6 +31,10 @@ pub const TEST_MODELS: &str = "models:
     region: us-west-2
   nova-lite:
     model_id: amazon.nova-lite-v1:0
+  titan-embed:
+    model_id: amazon.titan-embed-text-v2:0
+  cohere-embed:
+    model_id: cohere.embed-english-v3
 ";
 
 pub struct TestEnv {
