@@ -316,6 +316,87 @@ async fn image_urls_are_refused_when_fetching_is_off() {
     assert_eq!(env.mock.calls(), 0);
 }
 
+/// A loopback server for image URLs: `/cat.png` is a PNG, `/page` is HTML.
+async fn image_server() -> std::net::SocketAddr {
+    use http_body_util::Full;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                        let (content_type, body): (&str, &[u8]) = match req.uri().path() {
+                            "/cat.png" => ("image/png", b"\x89PNG\r\n\x1a\n"),
+                            _ => ("text/html", b"<html></html>"),
+                        };
+                        Ok::<_, std::convert::Infallible>(
+                            http::Response::builder()
+                                .header("content-type", content_type)
+                                .body(Full::new(bytes::Bytes::from_static(body)))
+                                .unwrap(),
+                        )
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn image_urls_are_fetched_when_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models.yaml");
+    std::fs::write(&models, MODELS).unwrap();
+    let env = TestEnv::start_with(|c| {
+        c.models = models;
+        c.translate.image_fetch.enabled = true;
+        // The image server is on loopback, which only this test switch allows.
+        c.translate.image_fetch.allow_loopback = true;
+    })
+    .await;
+    let server = image_server().await;
+    let url = format!("http://localhost:{}/cat.png", server.port());
+    complete(
+        &env,
+        &json!({"model": "claude", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}]}),
+    )
+    .await;
+    assert_eq!(
+        sent(&env)["messages"][0]["content"][1],
+        json!({"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}})
+    );
+    let reply = env
+        .post_json(
+            "/v1/chat/completions",
+            &json!({"model": "claude", "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": format!("http://localhost:{}/page", server.port())}}]}]}),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    let e = reply.error();
+    assert_eq!(e["code"], "invalid_image_url");
+    assert_eq!(e["param"], "messages[0].content[0].image_url.url");
+    let reply = env
+        .post_json(
+            "/v1/chat/completions",
+            &json!({"model": "claude", "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "http://10.0.0.1/cat.png"}}]}]}),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.error()["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a public address")
+    );
+}
+
 const REASONING: &str = "Think mock:reasoning=Let_me mock:reasoning=think. mock:text=Answer.";
 
 #[tokio::test]

@@ -78,8 +78,9 @@ async fn respond(
     let mut body = body::collect(request.into_body(), shared.config.limits.max_body_bytes).await?;
     let body_len = body.len();
 
-    // Parse and translate in one synchronous block: the parsed request borrows `body` and is
-    // gone before the first await on the upstream.
+    // Parse and translate in one block: the parsed request borrows `body` and is gone before
+    // the first await on the upstream. The only await inside is fetching image URLs, when that
+    // is enabled and the request has any.
     let (route, stream, include_usage, converse, translation) = {
         let parsed = if body_len <= REUSE_BUFFERS_UP_TO {
             PARSE_BUFFERS
@@ -103,11 +104,22 @@ async fn respond(
             .into());
         }
         grant.authorize(&route, parsed.stream)?;
+        let fetch = &shared.config.translate.image_fetch;
+        let remote = if fetch.enabled {
+            translate::request::remote_images(&parsed)
+        } else {
+            Vec::new()
+        };
+        let images = if remote.is_empty() {
+            Vec::new()
+        } else {
+            crate::upstream::fetch::fetch_images(fetch, &remote).await?
+        };
         let mut converse = Vec::with_capacity(body_len + 256);
         let cx = Context {
             options: &shared.request_options,
             model: &route.options,
-            images: &[],
+            images: &images,
         };
         let translation = translate::request::to_converse_with(&parsed, &cx, &mut converse)?;
         (

@@ -28,7 +28,7 @@ use crate::error::InvalidRequest;
 use crate::openai::request::{ChatCompletionRequest, ResponseFormat, Stop};
 use crate::translate::response::ResponseShape;
 
-pub use media::{encode_base64, image_format_for_mime, remote_image_urls};
+pub use media::{RemoteImage, encode_base64, image_format_for_mime, remote_images};
 
 /// Bedrock's limit on the `stopSequences` list. OpenAI documents at most 4; more are passed
 /// through, and a model with a lower limit answers with Bedrock's own validation error.

@@ -23,7 +23,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
 use crate::error::InvalidRequest;
-use crate::translate::request::{FetchedImage, encode_base64, image_format_for_mime};
+use crate::translate::request::{FetchedImage, RemoteImage, encode_base64, image_format_for_mime};
 
 /// The error code of every fetch failure.
 pub const INVALID_IMAGE_URL: &str = "invalid_image_url";
@@ -78,23 +78,14 @@ impl ImageFetchConfig {
     }
 }
 
-/// One image URL to fetch and the request member that named it (for the error's `param`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ImageRef<'a> {
-    /// The URL as the client sent it.
-    pub url: &'a str,
-    /// `messages[i].content[j].image_url.url`.
-    pub param: &'a str,
-}
-
 /// Fetches every image (sequentially, under one deadline). Call only with fetching enabled.
 pub async fn fetch_images(
     config: &ImageFetchConfig,
-    images: &[ImageRef<'_>],
+    images: &[RemoteImage<'_>],
 ) -> Result<Vec<FetchedImage>, InvalidRequest> {
     if let Some(extra) = images.get(config.max_images) {
         return Err(failure(
-            extra.param,
+            &extra.param,
             format!(
                 "at most {} image URLs are fetched per request; send the others as data URLs",
                 config.max_images
@@ -120,7 +111,7 @@ pub async fn fetch_images(
             }),
             Err(why) => {
                 return Err(failure(
-                    image.param,
+                    &image.param,
                     format!("could not use the image URL: {why}"),
                 ));
             }
@@ -516,9 +507,9 @@ mod tests {
     async fn fetch(config: &ImageFetchConfig, url: &str) -> Result<FetchedImage, InvalidRequest> {
         let images = fetch_images(
             config,
-            &[ImageRef {
+            &[RemoteImage {
                 url,
-                param: "messages[0].content[0].image_url.url",
+                param: "messages[0].content[0].image_url.url".to_owned(),
             }],
         )
         .await?;
@@ -614,10 +605,10 @@ mod tests {
             let err = fetch(&config(), url).await.unwrap_err();
             assert!(err.message.contains(why), "{url}: {}", err.message);
         }
-        let refs: Vec<ImageRef<'_>> = (0..3)
-            .map(|_| ImageRef {
+        let refs: Vec<RemoteImage<'_>> = (0..3)
+            .map(|_| RemoteImage {
                 url: "http://example.com/a.png",
-                param: "p",
+                param: "p".to_owned(),
             })
             .collect();
         let few = ImageFetchConfig {

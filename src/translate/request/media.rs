@@ -221,25 +221,41 @@ fn is_http_url(url: &str) -> bool {
     strip_prefix_ignore_case(url, "http://").is_some() || strip_prefix_ignore_case(url, "https://").is_some()
 }
 
-/// The `http(s)` image URLs of the user messages, in order, each once: what the service
-/// fetches (when fetching is on) before translating.
-pub fn remote_image_urls<'a>(req: &ChatCompletionRequest<'a>) -> Vec<&'a str> {
-    let mut urls: Vec<&'a str> = Vec::new();
-    for m in req.messages.iter().filter(|m| m.role == Role::User) {
+/// An `http(s)` image URL the service has to fetch before translating (when fetching is on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteImage<'a> {
+    /// The URL as the client sent it.
+    pub url: &'a str,
+    /// Where it was: `messages[i].content[j].image_url.url`, for the error's `param`.
+    pub param: String,
+}
+
+/// The `http(s)` image URLs of the user messages, in order, each once.
+pub fn remote_images<'a>(req: &ChatCompletionRequest<'a>) -> Vec<RemoteImage<'a>> {
+    let mut images: Vec<RemoteImage<'a>> = Vec::new();
+    for (i, m) in req
+        .messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.role == Role::User)
+    {
         let Some(Content::Parts(parts)) = &m.content else {
             continue;
         };
-        for part in parts {
+        for (j, part) in parts.iter().enumerate() {
             if part.kind == "image_url"
                 && let Some(image) = part.image_url
                 && is_http_url(image.url)
-                && !urls.contains(&image.url)
+                && !images.iter().any(|r| r.url == image.url)
             {
-                urls.push(image.url);
+                images.push(RemoteImage {
+                    url: image.url,
+                    param: format!("messages[{i}].content[{j}].image_url.url"),
+                });
             }
         }
     }
-    urls
+    images
 }
 
 /// An `input_audio` part → an audio block.

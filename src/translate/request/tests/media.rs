@@ -103,7 +103,7 @@ fn s3_images_become_s3_locations() {
 }
 
 #[test]
-fn remote_image_urls_lists_each_http_url_of_user_messages_once() {
+fn remote_images_lists_each_http_url_of_user_messages_once_with_its_place() {
     let body = user_parts(
         r#"{"type":"image_url","image_url":{"url":"https://a/1.png"}},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}},
            {"type":"image_url","image_url":{"url":"HTTP://b/2.png"}},{"type":"image_url","image_url":{"url":"https://a/1.png"}}"#,
@@ -111,7 +111,15 @@ fn remote_image_urls_lists_each_http_url_of_user_messages_once() {
     let mut buf = body.into_bytes();
     let mut buffers = simd_json::Buffers::default();
     let req = ChatCompletionRequest::parse(&mut buf, &mut buffers).unwrap();
-    assert_eq!(remote_image_urls(&req), ["https://a/1.png", "HTTP://b/2.png"]);
+    let images = remote_images(&req);
+    let found: Vec<(&str, &str)> = images.iter().map(|r| (r.url, r.param.as_str())).collect();
+    assert_eq!(
+        found,
+        [
+            ("https://a/1.png", "messages[0].content[0].image_url.url"),
+            ("HTTP://b/2.png", "messages[0].content[2].image_url.url")
+        ]
+    );
 }
 
 #[test]
