@@ -22,6 +22,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Path of the model table (YAML). Relative paths are resolved against the config file.
     pub models: PathBuf,
+    /// How often the model table file is checked for changes, in milliseconds (0: only on
+    /// SIGHUP). A changed file is loaded once it has stopped changing; an invalid one is
+    /// logged and counted, and the table in force stays.
+    pub models_watch_ms: u64,
     /// Where and how to reach Bedrock.
     pub bedrock: BedrockConfig,
     /// Size limits.
@@ -47,6 +51,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             models: PathBuf::from("model-mapping.yaml"),
+            models_watch_ms: 2_000,
             bedrock: BedrockConfig::default(),
             limits: Limits::default(),
             timeouts: Timeouts::default(),

@@ -194,14 +194,14 @@ pub struct ReloadSummary {
     pub removed: usize,
 }
 
-/// Watches the model-mapping file for changes by polling its modification time. A change is
-/// reported once the time has stayed the same for one more poll, so an editor's partial
-/// writes are not loaded.
+/// Watches the model-mapping file for changes by polling its modification time and size (the
+/// size catches a rewrite within the same clock tick). A change is reported once the file has
+/// stayed the same for one more poll, so an editor's partial writes are not loaded.
 #[derive(Debug)]
 pub struct FileWatch {
     path: std::path::PathBuf,
-    loaded: Option<std::time::SystemTime>,
-    pending: Option<std::time::SystemTime>,
+    loaded: Option<(std::time::SystemTime, u64)>,
+    pending: Option<(std::time::SystemTime, u64)>,
 }
 
 impl FileWatch {
@@ -231,8 +231,9 @@ impl FileWatch {
     }
 }
 
-fn modified(path: &Path) -> Option<std::time::SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+fn modified(path: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
 }
 
 /// Alias → route, shared by every request.

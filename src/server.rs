@@ -145,6 +145,8 @@ pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Futur
         .auth
         .required()
         .then(|| tokio::spawn(poll_security(gateway.clone())));
+    let models_watch =
+        (gateway.shared().config.models_watch_ms > 0).then(|| tokio::spawn(watch_models(gateway.clone())));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         // At the connection limit, stop accepting: clients wait in the listen backlog.
@@ -185,6 +187,9 @@ pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Futur
     if let Some(poller) = poller {
         poller.abort();
     }
+    if let Some(watch) = models_watch {
+        watch.abort();
+    }
     let _ = drain_tx.send(true);
     let drain = Duration::from_millis(timeouts.shutdown_drain_ms);
     if tokio::time::timeout(drain, slots.acquire_many(max_connections))
@@ -198,6 +203,26 @@ pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Futur
     }
     if let Some(audit) = &gateway.shared().security.audit {
         audit.flush().await;
+    }
+}
+
+/// Reloads the model table when its file changes (checked every `models_watch_ms`).
+async fn watch_models(gateway: Gateway) {
+    let every = Duration::from_millis(gateway.shared().config.models_watch_ms.max(50));
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let changed = gateway
+            .shared()
+            .models_file
+            .lock()
+            .map(|mut file| file.poll())
+            .unwrap_or(false);
+        if changed {
+            let gateway = gateway.clone();
+            let _ = tokio::task::spawn_blocking(move || gateway.reload_models()).await;
+        }
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Shared {
     pub security: Security,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The model table file as it was when the table in force was loaded.
+    pub models_file: std::sync::Mutex<crate::routing::FileWatch>,
 }
 
 /// The service: a cheap clone over the shared state.
@@ -65,10 +67,11 @@ impl Gateway {
         upstream.attach_metrics(Arc::clone(&metrics));
         Self {
             shared: Arc::new(Shared {
-                config,
                 models,
                 upstream,
                 request_options,
+                models_file: std::sync::Mutex::new(crate::routing::FileWatch::new(&config.models)),
+                config,
                 security,
                 metrics,
             }),
@@ -142,6 +145,37 @@ impl Gateway {
     /// SIGHUP: re-reads the keys file, reloads the TLS certificate, reopens the audit log.
     pub async fn reload(&self) {
         self.shared.security.reload().await;
+        let gateway = self.clone();
+        let _ = tokio::task::spawn_blocking(move || gateway.reload_models()).await;
+    }
+
+    /// Loads the model table file again and, if it is valid, swaps its entries in; requests in
+    /// flight keep the routes they resolved. An invalid file is logged and counted, and the
+    /// table in force stays. Returns whether the new table was applied.
+    pub fn reload_models(&self) -> bool {
+        let config = &self.shared.config;
+        match ModelTable::load(
+            &config.models,
+            &config.bedrock.region,
+            config.bedrock.endpoint.as_deref(),
+        ) {
+            Ok(fresh) => {
+                let summary = self.shared.models.replace_with(fresh);
+                self.shared.metrics.reload(true);
+                tracing::info!(
+                    added = summary.added,
+                    kept = summary.kept,
+                    removed = summary.removed,
+                    "model table reloaded"
+                );
+                true
+            }
+            Err(errors) => {
+                self.shared.metrics.reload(false);
+                tracing::error!(file = %config.models.display(), "model table not reloaded; the previous one stays:\n{errors}");
+                false
+            }
+        }
     }
 
     async fn dispatch(

@@ -463,3 +463,47 @@ async fn sigterm_lets_an_open_stream_finish_and_refuses_new_connections() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[tokio::test]
+async fn sighup_reloads_the_model_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_files(dir.path());
+    std::fs::write(&config, "models: model-mapping.yaml\nmodels_watch_ms: 0\n").unwrap();
+    let mock = mock(MockConfig::default()).await;
+    let mut cmd = base_command(dir.path());
+    serve_args(&mut cmd, &config, &mock);
+    cmd.env("AWS_ACCESS_KEY_ID", MOCK_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", MOCK_SECRET_ACCESS_KEY);
+    let gw = start(cmd).await;
+    std::fs::write(
+        dir.path().join("model-mapping.yaml"),
+        "models:\n  only-this:\n    model_id: amazon.nova-lite-v1:0\n",
+    )
+    .unwrap();
+    let pid = gw.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v: Value = gw.get("/v1/models").await.json();
+        let ids: Vec<&str> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        if ids == ["only-this"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the table: {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

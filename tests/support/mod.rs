@@ -115,6 +115,11 @@ impl TestEnv {
         (env, gateway)
     }
 
+    /// The model table file this gateway loaded (and watches).
+    pub fn models_path(&self) -> PathBuf {
+        self._dir.path().join("model-mapping.yaml")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.gateway.base_url(), path)
     }
