@@ -141,6 +141,9 @@ pub struct MockConfig {
     /// Status of those failures: 429 (`ThrottlingException`), 500 (`InternalServerException`)
     /// or 503 (`ServiceUnavailableException`, also used for anything else).
     pub fail_status: u16,
+    /// Model ids (as decoded from the path) that always fail with `fail_status` (fallback and
+    /// circuit-breaker tests).
+    pub fail_models: Vec<String>,
 }
 
 impl Default for MockConfig {
@@ -153,6 +156,7 @@ impl Default for MockConfig {
             region: None,
             fail_first: 0,
             fail_status: 503,
+            fail_models: Vec::new(),
         }
     }
 }
@@ -183,6 +187,7 @@ impl fmt::Debug for MockConfig {
             .field("region", &self.region)
             .field("fail_first", &self.fail_first)
             .field("fail_status", &self.fail_status)
+            .field("fail_models", &self.fail_models)
             .finish()
     }
 }
@@ -460,8 +465,13 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
         return error(&request_id, status, name, &message);
     }
 
-    if state.config.fail_first > 0
-        && state.counters.failed_on_purpose.fetch_add(1, Ordering::Relaxed) < state.config.fail_first
+    let failing_model = route.is_some_and(|(_, model)| {
+        let model = percent_encoding::percent_decode_str(model).decode_utf8_lossy();
+        state.config.fail_models.iter().any(|m| *m == model)
+    });
+    if failing_model
+        || (state.config.fail_first > 0
+            && state.counters.failed_on_purpose.fetch_add(1, Ordering::Relaxed) < state.config.fail_first)
     {
         let (status, name) = match state.config.fail_status {
             429 => (StatusCode::TOO_MANY_REQUESTS, "ThrottlingException"),

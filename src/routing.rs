@@ -52,6 +52,11 @@ pub struct ModelEntry {
     /// and Cohere Embed ids are embedding models).
     #[serde(default)]
     pub kind: Option<ModelKind>,
+    /// Aliases tried in order when this model fails before answering (throttling, 5xx,
+    /// unreachable): another region, inference profile or model. They receive the request as
+    /// translated for this model, so list compatible models.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
 }
 
 /// What a model is served for.
@@ -74,6 +79,7 @@ impl ModelEntry {
             owned_by: None,
             options: ModelOptions::default(),
             kind: None,
+            fallbacks: Vec::new(),
         }
     }
 }
@@ -105,6 +111,10 @@ pub struct Route {
     pub kind: ModelKind,
     /// `POST …/model/{encoded id}/invoke` (embedding models).
     pub invoke_uri: http::Uri,
+    /// Aliases to try, in order, when this route fails before answering.
+    pub fallbacks: Box<[Box<str>]>,
+    /// Skips this route for a while after repeated failures.
+    pub breaker: crate::upstream::breaker::CircuitBreaker,
 }
 
 impl Route {
@@ -157,6 +167,8 @@ impl Route {
                 },
             ),
             invoke_uri: uri("invoke")?,
+            fallbacks: entry.fallbacks.iter().map(|a| a.as_str().into()).collect(),
+            breaker: crate::upstream::breaker::CircuitBreaker::default(),
             model_id: entry.model_id.as_str().into(),
             region: region.into(),
             owned_by: owned_by.into(),
@@ -261,6 +273,19 @@ impl ModelTable {
                     table.routes.insert(alias.as_str().into(), Arc::new(route));
                 }
                 Err(e) => problems.push(format!("models.{alias}: {e}")),
+            }
+        }
+        for (alias, entry) in &mapping.models {
+            for fallback in &entry.fallbacks {
+                if fallback == alias {
+                    problems.push(format!(
+                        "models.{alias}.fallbacks: `{fallback}` is the model itself"
+                    ));
+                } else if !mapping.models.contains_key(fallback) {
+                    problems.push(format!(
+                        "models.{alias}.fallbacks: `{fallback}` is not in the model table"
+                    ));
+                }
             }
         }
         if problems.is_empty() {

@@ -5,6 +5,7 @@
 //! turned into [`Error::Upstream`] with Bedrock's error name and message, so callers only ever
 //! see a successful response or an edge error.
 
+pub mod breaker;
 pub mod fetch;
 pub mod retry;
 pub mod sigv4;

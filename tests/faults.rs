@@ -111,3 +111,102 @@ async fn reset_during_a_unary_reply_is_a_502() {
     assert_eq!(reply.status, 502, "{}", reply.text());
     reply.error();
 }
+
+const FALLBACK_MODELS: &str = "models:
+  primary:
+    model_id: anthropic.claude-3-haiku-20240307-v1:0
+    fallbacks: [backup]
+  backup:
+    model_id: amazon.nova-lite-v1:0
+";
+
+async fn with_fallbacks(dir: &tempfile::TempDir) -> TestEnv {
+    let models = dir.path().join("fallbacks.yaml");
+    std::fs::write(&models, FALLBACK_MODELS).unwrap();
+    let mock = MockConfig {
+        fail_models: vec!["anthropic.claude-3-haiku-20240307-v1:0".into()],
+        fail_status: 429,
+        ..MockConfig::default()
+    };
+    TestEnv::start_full(mock, None, move |c| {
+        c.models = models;
+        c.bedrock.retries.max_retries = 0;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_throttled_model_is_served_by_its_fallback_under_its_own_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = with_fallbacks(&dir).await;
+    for stream in [false, true] {
+        let reply = env
+            .post_json("/v1/chat/completions", &chat("primary", "hi", stream))
+            .await;
+        assert_eq!(reply.status, 200, "stream={stream}: {}", reply.text());
+        assert_eq!(reply.headers["x-ai-gateway-served-by"], "backup");
+        let text = reply.text();
+        assert!(
+            text.contains("\"model\":\"primary\""),
+            "the alias the client asked for: {text}"
+        );
+        assert_eq!(
+            env.mock.last_request().unwrap().path.split('/').nth(2),
+            Some("amazon.nova-lite-v1%3A0")
+        );
+    }
+    let metrics = env.get("/metrics").await.text();
+    assert!(
+        metrics.contains(r#"ai_gateway_fallbacks_total{model="primary",target="backup"} 2"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_repeatedly_failing_model_is_skipped_by_its_circuit_breaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = with_fallbacks(&dir).await;
+    for _ in 0..5 {
+        assert_eq!(
+            env.post_json("/v1/chat/completions", &chat("primary", "hi", false))
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        env.mock.calls(),
+        10,
+        "each request: the primary failed, the fallback answered"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            env.post_json("/v1/chat/completions", &chat("primary", "hi", false))
+                .await
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        env.mock.calls(),
+        13,
+        "with the breaker open, the primary is not tried"
+    );
+}
+
+#[tokio::test]
+async fn fallbacks_must_name_models_in_the_table() {
+    let mapping: ai_gateway::routing::ModelMapping =
+        serde_yaml::from_str("models:\n  a:\n    model_id: x\n    fallbacks: [a, nope]\n").unwrap();
+    let errors = ai_gateway::routing::ModelTable::from_mapping(&mapping, "us-east-1", None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        errors.contains("models.a.fallbacks: `a` is the model itself"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("models.a.fallbacks: `nope` is not in the model table"),
+        "{errors}"
+    );
+}

@@ -16,11 +16,12 @@ use crate::body::{self, ResponseBody};
 use crate::error::Error;
 use crate::metrics::{Endpoint, ModelLabel, Outcome};
 use crate::openai::request::ChatCompletionRequest;
+use crate::routing::Route;
 use crate::translate::request::{Context, Ignored};
 use crate::translate::response::{ResponseMeta, Usage, to_chat_completion_with};
 use crate::translate::stream::StreamTranslator;
 use crate::translate::{self};
-use crate::upstream::Operation;
+use crate::upstream::{Operation, breaker, retry};
 
 /// Bodies up to this size are parsed with the worker thread's reusable simd-json buffers;
 /// larger ones get their own, so a rare huge request does not pin memory on every thread.
@@ -137,10 +138,7 @@ async fn respond(
         Operation::Converse
     };
     let sent = Instant::now();
-    let upstream = shared
-        .upstream
-        .send(&route, operation, Bytes::from(converse))
-        .await?;
+    let (upstream, served_by) = send_with_fallbacks(shared, &route, operation, Bytes::from(converse)).await?;
     shared.metrics.upstream_headers(&route.label, sent.elapsed());
     let key: Arc<str> = Arc::from(grant.key_name().unwrap_or(""));
     let id = completion_id(&upstream, request_id);
@@ -187,6 +185,7 @@ async fn respond(
         // Tells nginx-style proxies in front of the sidecar not to buffer the stream.
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         insert_ignored(headers, &translation.ignored);
+        insert_served_by(headers, &route, &served_by);
         Ok(response)
     } else {
         let reply = shared
@@ -208,12 +207,84 @@ async fn respond(
         );
         let mut response = json_response(out);
         insert_ignored(response.headers_mut(), &translation.ignored);
+        insert_served_by(response.headers_mut(), &route, &served_by);
         Ok(response)
     }
 }
 
 /// Response header listing the request fields that were accepted without effect.
 pub const IGNORED_PARAMS_HEADER: &str = "x-ai-gateway-ignored-params";
+
+/// Response header naming the fallback that served a request (absent when the model itself did).
+pub const SERVED_BY_HEADER: &str = "x-ai-gateway-served-by";
+
+fn insert_served_by(headers: &mut http::HeaderMap, route: &Route, served_by: &Route) {
+    if served_by.alias != route.alias
+        && let Ok(value) = HeaderValue::from_str(&served_by.alias)
+    {
+        headers.insert(SERVED_BY_HEADER, value);
+    }
+}
+
+/// Sends to the route, then to each of its fallbacks in turn while the failure is one a
+/// fallback may answer (throttling, 5xx, unreachable; each target already retried per
+/// `bedrock.retries`). Targets whose circuit breaker is open are skipped, unless every one is.
+async fn send_with_fallbacks(
+    shared: &Shared,
+    route: &Arc<Route>,
+    operation: Operation,
+    body: Bytes,
+) -> Result<(Response<Incoming>, Arc<Route>), Error> {
+    let now = monotonic_ms();
+    let mut targets: Vec<Arc<Route>> = std::iter::once(Arc::clone(route))
+        .chain(
+            route
+                .fallbacks
+                .iter()
+                .filter_map(|alias| shared.models.get(alias)),
+        )
+        .collect();
+    if targets.len() > 1 {
+        let allowed: Vec<Arc<Route>> = targets
+            .iter()
+            .filter(|t| t.breaker.allows(now, breaker::DEFAULT_COOL_DOWN))
+            .cloned()
+            .collect();
+        if !allowed.is_empty() {
+            targets = allowed;
+        }
+    }
+    let mut last = None;
+    for target in targets {
+        match shared.upstream.send(&target, operation, body.clone()).await {
+            Ok(response) => {
+                target.breaker.succeeded();
+                if target.alias != route.alias {
+                    shared.metrics.fallback(&route.label, &target.label);
+                }
+                return Ok((response, target));
+            }
+            Err(error) if retry::is_retryable(&error) => {
+                if target.breaker.failed(
+                    monotonic_ms(),
+                    breaker::DEFAULT_THRESHOLD,
+                    breaker::DEFAULT_COOL_DOWN,
+                ) {
+                    tracing::warn!(model = %target.alias, "circuit breaker opened; fallbacks are used for a while");
+                }
+                last = Some(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last.unwrap_or(Error::Internal("no target to send to")))
+}
+
+/// Milliseconds on a monotonic clock (since the first call).
+fn monotonic_ms() -> u64 {
+    static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    START.elapsed().as_millis() as u64
+}
 
 /// Names what the gateway ignored, so nothing is dropped without the client being able to see.
 fn insert_ignored(headers: &mut http::HeaderMap, ignored: &Ignored) {

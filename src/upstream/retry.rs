@@ -67,8 +67,8 @@ impl RetryPolicy {
 }
 
 /// Failures that happened before Bedrock produced a response, and that Bedrock documents as
-/// transient.
-fn is_retryable(error: &Error) -> bool {
+/// transient: worth a retry, or a fallback target.
+pub fn is_retryable(error: &Error) -> bool {
     match error {
         Error::UpstreamConnect(_) => true,
         Error::Upstream { class, .. } => {
