@@ -379,7 +379,14 @@ pub fn to_converse_request<'a>(
     let mut t = Translation::default();
     check_parameters(req, cx.model, &mut t.ignored)?;
     let mut converted = messages::convert(req, cx, &mut t.ignored)?;
-    let reasoning = reasoning(req, cx.model)?;
+    let mut reasoning = reasoning(req, cx.model)?;
+    if reasoning.thinking.is_some() && tool_turn_without_reasoning(&converted.messages) {
+        // Claude requires the assistant turn of an open tool loop to start with its signed
+        // reasoning when thinking is on. A client that did not send it back gets this turn
+        // without thinking rather than Bedrock's 400 (reference: mapping §6.3, option b).
+        reasoning.thinking = None;
+        t.ignored.add("reasoning_effort");
+    }
     let format = output_format(req, cx.model)?;
     let tool_config = tools::tool_config(
         req,
@@ -742,6 +749,18 @@ fn reasoning<'a>(
         return Err(InvalidRequest::unsupported_value("reasoning_effort", message));
     }
     Ok(out)
+}
+
+/// Whether the last assistant turn calls tools without starting with reasoning.
+fn tool_turn_without_reasoning(messages: &[crate::bedrock::converse::Message<'_>]) -> bool {
+    messages
+        .iter()
+        .rev()
+        .find(|m| m.role == ConversationRole::Assistant)
+        .is_some_and(|m| {
+            m.content.iter().any(|b| matches!(b, ContentBlock::ToolUse(_)))
+                && !matches!(m.content.first(), Some(ContentBlock::ReasoningContent(_)))
+        })
 }
 
 /// Claude's extended thinking rejects sampling changes (temperature must stay 1, top_p at

@@ -204,14 +204,14 @@ pub fn to_chat_completion_with(
     }
 
     let mut function_call = None;
-    if shape.legacy_functions && !calls.is_empty() {
+    if shape.legacy_functions {
         if calls.len() > 1 {
             tracing::debug!(
                 calls = calls.len(),
                 "legacy function_call reply keeps only the first call"
             );
         }
-        function_call = Some(calls[0]);
+        function_call = calls.first().copied();
         calls.clear();
     }
     let has_calls = !calls.is_empty() || function_call.is_some();

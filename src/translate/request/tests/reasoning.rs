@@ -166,3 +166,27 @@ fn unsigned_reasoning_is_not_sent_and_is_reported() {
     assert_eq!(v["messages"][1]["content"], json!([{"text": "b"}]));
     assert_eq!(t.ignored.fields(), ["messages[].reasoning_content"]);
 }
+
+#[test]
+fn thinking_is_left_out_of_a_tool_loop_whose_reasoning_was_not_sent_back() {
+    let loop_without = with_messages(
+        r#"[{"role":"user","content":"a"},
+            {"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":"c1","content":"r"}]"#,
+    )
+    .replace("]}", r#"],"reasoning_effort":"low"}"#);
+    let (v, t) = translate_for(&loop_without, CLAUDE, &[]).unwrap();
+    assert!(v.get("additionalModelRequestFields").is_none());
+    assert!(v.get("inferenceConfig").is_none());
+    assert_eq!(t.ignored.fields(), ["reasoning_effort"]);
+    let loop_with = loop_without.replace(
+        r#"{"role":"assistant","#,
+        r#"{"role":"assistant","reasoning_content":"r","reasoning_signature":"s","#,
+    );
+    let (v, t) = translate_for(&loop_with, CLAUDE, &[]).unwrap();
+    assert_eq!(
+        v["additionalModelRequestFields"]["thinking"]["budget_tokens"],
+        2048
+    );
+    assert!(t.ignored.is_empty());
+}
