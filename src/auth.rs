@@ -506,17 +506,13 @@ impl Security {
         if let Some(record) = request.extensions().get::<RequestRecord>() {
             record.set_key(principal.name());
         }
-        let snapshot = if metered {
-            let (admitted, snapshot) = principal.admit();
-            if admitted.is_err() {
-                return (admitted, Some(snapshot));
-            }
-            Some(snapshot)
-        } else {
-            None
-        };
+        let snapshot = metered.then(|| principal.admit());
+        // Attached even when refused, so the refusal is counted under the key's name.
         request.extensions_mut().insert(principal);
-        (Ok(()), snapshot)
+        match snapshot {
+            Some((admitted, snapshot)) => (admitted, Some(snapshot)),
+            None => (Ok(()), None),
+        }
     }
 
     /// For a native Bedrock path: a key with an allow-list may only name a model id that one of

@@ -282,6 +282,18 @@ pub enum RateLimit {
     TotpAttempts,
 }
 
+impl RateLimit {
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Requests => "requests",
+            Self::Tokens => "tokens",
+            Self::Streams => "streams",
+            Self::TotpAttempts => "totp_attempts",
+        }
+    }
+}
+
 /// Every failure a client can see.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -97,6 +97,7 @@ impl Gateway {
             request.extensions_mut().insert(record.clone());
             record
         });
+        let mut principal = None;
         let (result, rate) = match access(&path) {
             Access::Public | Access::SessionExchange => (self.dispatch(request, &request_id).await, None),
             access => {
@@ -108,6 +109,7 @@ impl Gateway {
                     }
                     _ => Ok(()),
                 });
+                principal = request.extensions().get::<crate::auth::Principal>().cloned();
                 match admitted {
                     Ok(()) => (self.dispatch(request, &request_id).await, rate),
                     Err(err) => (Err(err), rate),
@@ -120,6 +122,10 @@ impl Gateway {
             Err(err) => {
                 log_error(&err, &method, &path, &request_id);
                 error_kind = Some(err.kind());
+                if let Error::RateLimited { limit, .. } = &err {
+                    let key: Arc<str> = Arc::from(principal.as_ref().map_or("", |p| p.name()));
+                    self.shared.metrics.rate_limited(&key, limit.label());
+                }
                 err.to_response().map(ResponseBody::full)
             }
         };

@@ -284,6 +284,12 @@ async fn requests_per_minute_refuse_with_openai_headers_then_recover() {
     assert_eq!(refused.headers["retry-after"], "30");
     assert_eq!(refused.headers["x-ratelimit-remaining-requests"], "0");
     assert_eq!(env.mock.calls(), 2);
+    // /metrics needs no key; the refusal is counted under the key's name and the limit.
+    let metrics = env.get("/metrics").await.text();
+    assert!(
+        metrics.contains(r#"ai_gateway_rate_limited_total{key="rpm2",limit="requests"} 1"#),
+        "{metrics}"
+    );
 
     clock.advance(Duration::from_secs(30));
     assert_eq!(chat_as(&env, &key, "claude-3-haiku").await.status, 200);
