@@ -210,3 +210,75 @@ async fn fallbacks_must_name_models_in_the_table() {
         "{errors}"
     );
 }
+
+/// An upstream that answers every request with `raw` bytes and closes the connection.
+async fn raw_upstream(raw: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let raw = raw.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(&raw).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_connection_cut_in_the_middle_of_a_frame_ends_the_stream_with_an_error() {
+    use ai_gateway::bedrock::eventstream::encode_event;
+    let mut frames = Vec::new();
+    encode_event("messageStart", br#"{"role":"assistant"}"#, &mut frames);
+    let first = frames.len();
+    encode_event(
+        "contentBlockDelta",
+        br#"{"contentBlockIndex":0,"delta":{"text":"never arrives whole"}}"#,
+        &mut frames,
+    );
+    let cut = first + (frames.len() - first) / 2;
+    // A chunked body that stops inside the second frame, without the final chunk.
+    let mut raw = b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.amazon.eventstream\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    raw.extend_from_slice(format!("{cut:x}\r\n").as_bytes());
+    raw.extend_from_slice(&frames[..cut]);
+    raw.extend_from_slice(b"\r\n");
+    let upstream = raw_upstream(raw).await;
+    let env = TestEnv::start_with(|c| c.bedrock.endpoint = Some(upstream)).await;
+    let reply = env
+        .post_json("/v1/chat/completions", &chat("claude-3-haiku", "hi", true))
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "the first event arrived whole: {}",
+        reply.text()
+    );
+    let error = reply.stream_error();
+    assert_eq!(error["type"], "server_error");
+    assert!(!reply.text().contains("never arrives"));
+}
+
+#[tokio::test]
+async fn a_connection_closed_before_the_headers_is_a_502_after_retries() {
+    let upstream = raw_upstream(Vec::new()).await;
+    let env = TestEnv::start_with(|c| {
+        c.bedrock.endpoint = Some(upstream);
+        c.bedrock.retries.base_backoff_ms = 1;
+    })
+    .await;
+    for stream in [false, true] {
+        let reply = env
+            .post_json("/v1/chat/completions", &chat("claude-3-haiku", "hi", stream))
+            .await;
+        assert_eq!(reply.status, 502, "{}", reply.text());
+        assert_eq!(reply.error()["code"], "upstream_unreachable");
+    }
+}
