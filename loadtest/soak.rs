@@ -9,7 +9,13 @@
 //! cargo run --release --example soak -- --url http://127.0.0.1:8080 --pid $(pgrep -f 'ai-gateway serve') \
 //!     --seconds 120 --concurrency 16 --fault-percent 1
 //! ```
-#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
