@@ -253,6 +253,16 @@ struct MockArgs {
     /// Accept requests without checking their SigV4 signature.
     #[arg(long)]
     no_verify: bool,
+    /// Load-test mode: pre-encoded replies, no signature check, no scripts (see
+    /// `mock_bedrock::fast`); counters at `GET /__stats` and on stderr at exit.
+    #[arg(long)]
+    fast: bool,
+    /// Fast mode: text deltas per reply (a request may override with `fast:frames=N`).
+    #[arg(long, default_value_t = 20, requires = "fast")]
+    frames: u32,
+    /// Fast mode: microseconds between stream frames (override: `fast:delay_us=D`).
+    #[arg(long, default_value_t = 0, requires = "fast")]
+    frame_delay_us: u64,
 }
 
 fn main() -> ExitCode {
@@ -311,6 +321,15 @@ async fn run(command: Command) -> Result<(), StartError> {
         Command::MockBedrock(args) => {
             init_logging(&Config::default());
             let listener = bind(args.listen).await?;
+            if args.fast {
+                let config = mock_bedrock::fast::FastConfig {
+                    frames: args.frames,
+                    frame_delay: std::time::Duration::from_micros(args.frame_delay_us),
+                };
+                tracing::info!(addr = %args.listen, ?config, "mock Bedrock (fast mode) listening");
+                mock_bedrock::fast::serve(listener, config, server::shutdown_signal()).await;
+                return Ok(());
+            }
             let config = MockConfig {
                 verify_signatures: !args.no_verify,
                 ..MockConfig::default()

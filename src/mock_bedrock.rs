@@ -73,6 +73,7 @@
 //! connections get [`SHUTDOWN_GRACE`] to finish before they are dropped.
 
 mod embed;
+pub mod fast;
 mod reply;
 mod script;
 mod verify;
