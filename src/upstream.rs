@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body::Body as _;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -29,6 +30,9 @@ use sigv4::UpstreamAuth;
 
 /// Largest Bedrock error body read to extract its message.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// Largest single read from an upstream connection.
+const UPSTREAM_MAX_READ_BYTES: usize = 16 * 1024;
 
 /// Which Bedrock operation to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +89,10 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_millis(config.bedrock.pool_idle_timeout_ms))
             .pool_max_idle_per_host(config.bedrock.pool_max_idle_per_host)
+            // One read from Bedrock is at most this much, so a stream whose client has stopped
+            // reading holds one read, its translation and the queued output, not hyper's
+            // default 400 KiB read buffer on top (loadtest/: stalled clients).
+            .http1_max_buf_size(UPSTREAM_MAX_READ_BYTES)
             .build(https);
         Ok(Self {
             client,
@@ -189,18 +197,36 @@ impl Upstream {
         self.idle
     }
 
-    /// Reads a complete (non-streaming) success body, bounded in size and by the idle deadline.
-    pub async fn read_body(&self, response: Response<Incoming>, limit: usize) -> Result<Bytes, Error> {
-        let body = Limited::new(response.into_body(), limit);
-        match tokio::time::timeout(self.idle, body.collect()).await {
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
-            Ok(Err(e)) => Err(if e.is::<http_body_util::LengthLimitError>() {
-                Error::UpstreamProtocol(
-                    "the Bedrock response is larger than limits.max_upstream_body_bytes".into(),
-                )
-            } else {
-                Error::UpstreamConnect(format!("reading the response: {e}").into())
-            }),
+    /// Reads a complete (non-streaming) success body, bounded in size and by the idle deadline,
+    /// into one buffer sized from `content-length`: the translator parses it in place.
+    pub async fn read_body(&self, response: Response<Incoming>, limit: usize) -> Result<Vec<u8>, Error> {
+        let too_large = || {
+            Error::UpstreamProtocol(
+                "the Bedrock response is larger than limits.max_upstream_body_bytes".into(),
+            )
+        };
+        let mut body = response.into_body();
+        let declared = body.size_hint().exact().and_then(|n| usize::try_from(n).ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut buf = Vec::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+        let read = async {
+            while let Some(frame) = body.frame().await {
+                let frame =
+                    frame.map_err(|e| Error::UpstreamConnect(format!("reading the response: {e}").into()))?;
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > limit {
+                        return Err(too_large());
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(self.idle, read).await {
+            Ok(Ok(())) => Ok(buf),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::UpstreamTimeout(TimeoutKind::Idle)),
         }
     }

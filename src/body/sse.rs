@@ -113,7 +113,8 @@ where
             upstream: Some(upstream),
             decoder,
             translator,
-            out: BytesMut::with_capacity(4096),
+            // A few records; it grows for bigger reads. Held by every open stream.
+            out: BytesMut::with_capacity(1024),
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
             state: State::Streaming,

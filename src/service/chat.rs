@@ -188,11 +188,10 @@ async fn respond(
         insert_served_by(headers, &route, &served_by);
         Ok(response)
     } else {
-        let reply = shared
+        let mut reply = shared
             .upstream
             .read_body(upstream, limit(shared.config.limits.max_upstream_body_bytes))
             .await?;
-        let mut reply = reply.to_vec();
         let mut out = Vec::with_capacity(reply.len() + 256);
         let usage = to_chat_completion_with(&mut reply, &meta, &translation.response, &mut out)?;
         shared.metrics.tokens(&route.label, &key, &usage);
