@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Turns loadtest/run.sh's results.jsonl into one table: each figure for the mock directly,
+the bare hop and the gateway, the gateway's ratio to the hop and to direct, and the budget
+of issue 6 where one applies. Standard library only."""
+
+import json
+import sys
+
+
+def load(path):
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    for r in rows:
+        if r["kind"] == "oha":
+            r["oha"] = json.load(open(r["file"]))
+    return rows
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float):
+        if abs(v) >= 100:
+            s = f"{v:,.0f}"
+        elif abs(v) >= 10:
+            s = f"{v:.1f}"
+        else:
+            s = f"{v:.2f}"
+    else:
+        s = f"{v:,}"
+    return s + unit
+
+
+def ratio(a, b):
+    if a is None or b in (None, 0):
+        return None
+    return a / b
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def section(self, title):
+        self.rows.append(("##", title))
+
+    def row(self, name, direct, hop, gw, unit="", goal="", ok=None, ratios=True):
+        r_hop = ratio(gw, hop) if ratios else None
+        r_dir = ratio(gw, direct) if ratios else None
+        verdict = "" if ok is None else ("PASS" if ok else "FAIL")
+        self.rows.append(
+            (
+                name,
+                fmt(direct, unit),
+                fmt(hop, unit),
+                fmt(gw, unit),
+                "-" if r_hop is None else f"{r_hop:.2f}x",
+                "-" if r_dir is None else f"{r_dir:.2f}x",
+                goal,
+                verdict,
+            )
+        )
+
+    def print(self):
+        head = ("figure", "direct", "hop", "gateway", "gw/hop", "gw/direct", "goal", "")
+        widths = [len(h) for h in head]
+        for r in self.rows:
+            if r[0] != "##":
+                widths = [max(w, len(c)) for w, c in zip(widths, r)]
+        line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+        print(line(head))
+        print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        for r in self.rows:
+            if r[0] == "##":
+                print(line((f"**{r[1]}**",) + ("",) * (len(head) - 1)))
+            else:
+                print(line(r))
+
+
+def main(path):
+    rows = load(path)
+    oha = {(r["target"], r["mode"], r["c"]): r for r in rows if r["kind"] == "oha"}
+    probes = {(r["target"], r["result"].get("label")): r["result"] for r in rows if r["kind"] == "probe"}
+    memory = {(r["test"], r["target"], r["streams"]): r for r in rows if r["kind"] == "memory"}
+    idle = next((r for r in rows if r["kind"] == "idle"), {})
+    idle_fresh = next((r for r in rows if r["kind"] == "idle_fresh"), {})
+    peak = next((r for r in rows if r["kind"] == "peak_after_oha"), {})
+    t = Table()
+    verdicts = []
+
+    def check(name, ok):
+        verdicts.append((name, ok))
+        return ok
+
+    def requests(r):
+        return sum(r["oha"].get("statusCodeDistribution", {}).values())
+
+    def errors(r):
+        o = r["oha"]
+        bad = sum(v for k, v in o.get("statusCodeDistribution", {}).items() if not k.startswith("2"))
+        # oha aborts the requests in flight at the deadline; those are not failures.
+        bad += sum(v for k, v in o.get("errorDistribution", {}).items() if "deadline" not in k)
+        return bad
+
+    server_of = {"direct": "mock", "hop": "hop", "gateway": "gateway"}
+
+    def cpu_us(r):
+        n = requests(r)
+        ticks = r["cpu_ticks"][server_of[r["target"]]]
+        return None if n == 0 else ticks / r["clk_tck"] / n * 1e6
+
+    def pct(r, p):
+        v = r["oha"].get("latencyPercentiles", {}).get(p)
+        return None if v is None else v * 1e6
+
+    for mode in ("nonstream", "stream"):
+        t.section(f"oha, {mode}: throughput and latency")
+        for c in (1, 32, 256):
+            d, h, g = (oha.get((x, mode, c)) for x in ("direct", "hop", "gateway"))
+            if not (d and h and g):
+                continue
+            rps = [x["oha"]["summary"]["requestsPerSec"] for x in (d, h, g)]
+            goal, ok = "", None
+            if mode == "nonstream" and c in (32, 256):
+                goal = ">= 0.8x hop (aim 0.9)"
+                ok = check(f"non-stream throughput c={c}", rps[2] >= 0.8 * rps[1])
+            t.row(f"c={c} req/s", *rps, goal=goal, ok=ok)
+            errs = [errors(x) for x in (d, h, g)]
+            t.row(f"c={c} failed requests", *errs, ratios=False, goal="0", ok=check(f"{mode} c={c} errors", errs[2] == 0))
+            for p in ("p50", "p99"):
+                t.row(f"c={c} latency {p}", *(pct(x, p) for x in (d, h, g)), unit=" us")
+            if c == 1:
+                for p, budget in (("p50", "hop + 40 us"), ("p99", "<= 2x hop")):
+                    dv, hv, gv = (pct(x, p) for x in (d, h, g))
+                    added_h, added_g = hv - dv, gv - dv
+                    ok = added_g <= added_h + 40 if p == "p50" else added_g <= 2 * max(added_h, 1)
+                    t.row(f"c=1 added latency {p} vs direct", None, added_h, added_g, unit=" us",
+                          goal=budget, ok=check(f"{mode} added latency {p}", ok))
+            cpu = [cpu_us(x) for x in (d, h, g)]
+            goal, ok = "", None
+            if c in (32, 256):
+                goal = "<= 1.3x hop"
+                ok = check(f"{mode} CPU/request c={c}", cpu[2] <= 1.3 * cpu[1])
+            t.row(f"c={c} server CPU per request", *cpu, unit=" us", goal=goal, ok=ok)
+
+    t.section("upstream connection reuse during the oha runs (accepted at the mock)")
+    reuse = {}
+    for target in ("direct", "hop", "gateway"):
+        conns = reqs = 0
+        for (tg, _, _), r in oha.items():
+            if tg == target:
+                conns += r["mock_after"]["connections"] - r["mock_before"]["connections"]
+                reqs += r["mock_after"]["requests"] - r["mock_before"]["requests"]
+        reuse[target] = (conns, reqs)
+    t.row("connections accepted", *(reuse[x][0] for x in ("direct", "hop", "gateway")), ratios=False)
+    t.row("requests served", *(reuse[x][1] for x in ("direct", "hop", "gateway")), ratios=False)
+    rr = [None if reuse[x][1] == 0 else 100.0 * (1 - reuse[x][0] / reuse[x][1]) for x in ("direct", "hop", "gateway")]
+    t.row("connection reuse", *rr, unit=" %", ratios=False, goal=">= 99 %",
+          ok=check("upstream connection reuse", rr[2] is not None and rr[2] >= 99.0))
+
+    for c in (1, 32):
+        label = f"latency-c{c}"
+        d, h, g = (probes.get((x, label)) for x in ("direct", "hop", "gateway"))
+        if not (d and h and g):
+            continue
+        t.section(f"streaming probe, c={c}: 100 frames, 1 ms apart")
+        errs = [x.get("errors") for x in (d, h, g)]
+        t.row("streams ok / failed", f"{d.get('ok')}/{errs[0]}", f"{h.get('ok')}/{errs[1]}", f"{g.get('ok')}/{errs[2]}",
+              ratios=False, goal="0 failed", ok=check(f"probe c={c} errors", errs[2] == 0))
+        for key in ("ttfc_p50_us", "ttfc_p99_us", "gap_p50_us", "gap_p99_us", "total_p50_us", "total_p99_us"):
+            t.row(key.replace("_us", ""), *(x.get(key) for x in (d, h, g)), unit=" us")
+        for p, goal in (("p50", "hop + 60 us"), ("p99", "< 1,000 us")):
+            dv, hv, gv = (x.get(f"ttfc_{p}_us") for x in (d, h, g))
+            ah, ag = hv - dv, gv - dv
+            ok = ag <= ah + 60 if p == "p50" else ag < 1000
+            t.row(f"added ttfc {p} vs direct", None, ah, ag, unit=" us", goal=goal, ok=check(f"c={c} added TTFC {p}", ok))
+        gp = [x.get("gap_p50_us") for x in (d, h, g)]
+        t.row("gap p50 minus hop's", None, 0, gp[2] - gp[1], unit=" us", ratios=False, goal="within 20 us",
+              ok=check(f"c={c} gap p50", abs(gp[2] - gp[1]) <= 20))
+        t.row("records per body read", *(x.get("records_per_read") for x in (d, h, g)), ratios=False,
+              goal="1.00 (one event out per event in)", ok=check(f"c={c} one event per read", abs(g.get("records_per_read", 0) - 1.0) < 0.02))
+        st = [x.get("stalls_over_30ms") for x in (d, h, g)]
+        t.row("waits over 30 ms (Nagle)", *st, ratios=False, goal="0", ok=check(f"c={c} no Nagle stall", st[2] == 0))
+
+    t.section("memory")
+    t.row("idle RSS at start", idle.get("mock_kb", 0) / 1024, idle.get("hop_kb", 0) / 1024, idle.get("gateway_kb", 0) / 1024,
+          unit=" MiB", goal="< 16 MiB", ok=check("idle RSS", idle.get("gateway_kb", 1e9) < 16 * 1024))
+    if idle_fresh:
+        t.row("idle RSS, fresh process after the run", None, idle_fresh["hop_kb"] / 1024, idle_fresh["gateway_kb"] / 1024, unit=" MiB")
+    if peak:
+        t.row("peak RSS over the oha runs", peak["mock_kb"] / 1024, peak["hop_kb"] / 1024, peak["gateway_kb"] / 1024, unit=" MiB")
+    for (test, _, n) in sorted({(k[0], None, k[2]) for k in memory}, key=lambda k: (k[0] != "hold", k[2])):
+        h, g = memory.get((test, "hop", n)), memory.get((test, "gateway", n))
+        if not (h and g):
+            continue
+        ph, pg = probes.get(("hop", f"{test}-{n}"), {}), probes.get(("gateway", f"{test}-{n}"), {})
+        per = [None if x is None else (x["peak_kb"] - x["base_kb"]) / n for x in (h, g)]
+        if test == "hold":
+            t.row(f"{n:,} held streams: failed", None, ph.get("errors"), pg.get("errors"), ratios=False, goal="0",
+                  ok=check(f"{n} held streams without errors", pg.get("errors") == 0))
+            t.row(f"{n:,} held streams: peak RSS", None, h["peak_kb"] / 1024, g["peak_kb"] / 1024, unit=" MiB")
+            t.row(f"{n:,} held streams: RSS per stream", None, per[0], per[1], unit=" KiB", goal="<= 1.2x hop",
+                  ok=check(f"{n} streams RSS per stream", per[1] <= 1.2 * per[0]))
+        else:
+            t.row(f"{n} stalled clients: RSS per stream", None, per[0], per[1], unit=" KiB", goal="<= 256 KiB",
+                  ok=check("stalled client memory", per[1] <= 256))
+            t.row(f"{n} stalled clients: failed", None, ph.get("errors"), pg.get("errors"), ratios=False)
+
+    t.print()
+    passed = sum(1 for _, ok in verdicts if ok)
+    print(f"\nbudget items met: {passed} of {len(verdicts)}")
+    for name, ok in verdicts:
+        if not ok:
+            print(f"  missed: {name}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# One load-test run: the gateway against a bare hyper pass-through hop and against the mock
+# Bedrock directly, on loopback, in one go. Prints one table (loadtest/report.py) and keeps
+# the raw figures in $OUT. Method: loadtest/README.md.
+#
+#   loadtest/run.sh            # full run, about 7 minutes
+#   QUICK=1 loadtest/run.sh    # shorter phases, about 2 minutes
+#
+# Settings (environment): QUICK, OUT, SERVER_CPUS (default 0), LOAD_CPUS (default 1),
+# MOCK_CPUS (default SERVER_CPUS),
+# PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to reuse $OUT/bin.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+QUICK="${QUICK:-0}"
+OUT="${OUT:-$ROOT/target/loadtest/$(date +%Y%m%d-%H%M%S)}"
+SERVER_CPUS="${SERVER_CPUS:-0}"
+LOAD_CPUS="${LOAD_CPUS:-1}"
+MOCK_CPUS="${MOCK_CPUS:-$SERVER_CPUS}"
+PORT_MOCK="${PORT_MOCK:-29000}"
+PORT_HOP="${PORT_HOP:-29100}"
+PORT_GW="${PORT_GW:-28080}"
+JOBS="${CARGO_BUILD_JOBS:-2}"
+MODEL_ID="anthropic.claude-3-haiku-20240307-v1%3A0"
+
+if [[ "$QUICK" == 1 ]]; then
+    OHA_SECS=2; PROBE_C1=20; PROBE_C32=64; HOLD_LEVELS="4000"; HOLD_FRAMES=8; STALL_STREAMS=32
+else
+    OHA_SECS=8; PROBE_C1=100; PROBE_C32=320; HOLD_LEVELS="4000 10000"; HOLD_FRAMES=16; STALL_STREAMS=64
+fi
+HOLD_DELAY_US=500000   # one frame every 0.5 s: streams stay open HOLD_FRAMES/2 seconds
+STALL_SECS=4
+STALL_FRAMES=50000     # about 6.5 MB of event stream per stalled request
+
+mkdir -p "$OUT/bin" "$OUT/logs"
+RESULTS="$OUT/results.jsonl"
+: >"$RESULTS"
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# --- tools -------------------------------------------------------------------------------
+if ! command -v oha >/dev/null 2>&1; then
+    log "oha not found: installing it with 'cargo install oha --locked' (a few minutes, once)"
+    cargo install oha --locked -j"$JOBS" >&2
+fi
+command -v taskset >/dev/null 2>&1 || { log "taskset is required (util-linux)"; exit 1; }
+command -v python3 >/dev/null 2>&1 || { log "python3 is required for the report"; exit 1; }
+
+# 10,000 held streams need about 10,000 descriptors in each server (HTTP/2 downstream, one
+# HTTP/1.1 connection per stream upstream) and in the mock.
+HARD="$(ulimit -Hn)"
+if [[ "$HARD" != unlimited && "$HARD" -lt 30000 ]]; then
+    ulimit -n "$HARD"
+else
+    ulimit -n 30000
+fi
+log "open files limit: $(ulimit -n)"
+
+# --- build -------------------------------------------------------------------------------
+if [[ "${NO_BUILD:-0}" != 1 ]]; then
+    log "building release binaries"
+    cargo build -j"$JOBS" --release --bin ai-gateway --example hop --example sse_probe >&2
+    TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+    # Copied, so a build in a shared target dir cannot swap them mid-run.
+    cp "$TARGET_DIR/release/ai-gateway" "$TARGET_DIR/release/examples/hop" \
+        "$TARGET_DIR/release/examples/sse_probe" "$OUT/bin/"
+fi
+BIN="$OUT/bin"
+
+# --- processes ---------------------------------------------------------------------------
+declare -A PID=()
+cleanup() {
+    for name in "${!PID[@]}"; do
+        kill "${PID[$name]}" 2>/dev/null || true
+    done
+    for name in "${!PID[@]}"; do
+        wait "${PID[$name]}" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    log "nothing listening on port $1"; return 1
+}
+
+start_mock() {
+    taskset -c "$MOCK_CPUS" "$BIN/ai-gateway" mock-bedrock --fast --listen "127.0.0.1:$PORT_MOCK" \
+        --frames 20 >"$OUT/logs/mock.log" 2>&1 &
+    PID[mock]=$!
+    wait_port "$PORT_MOCK"
+}
+start_hop() {
+    taskset -c "$SERVER_CPUS" "$BIN/hop" --listen "127.0.0.1:$PORT_HOP" \
+        --upstream "http://127.0.0.1:$PORT_MOCK" >>"$OUT/logs/hop.log" 2>&1 &
+    PID[hop]=$!
+    wait_port "$PORT_HOP"
+}
+start_gateway() {
+    # The mock's test key pair; fast mode does not check signatures, but the gateway signs
+    # every request exactly as it would for Bedrock.
+    AWS_ACCESS_KEY_ID=AKIDMOCKBEDROCK00001 AWS_SECRET_ACCESS_KEY=mock/secret/key/for/the/local/mock/only \
+        AWS_SESSION_TOKEN='' AWS_PROFILE='' AWS_EC2_METADATA_DISABLED=true AWS_REGION=us-east-1 \
+        taskset -c "$SERVER_CPUS" "$BIN/ai-gateway" serve --config configs/loadtest.yaml \
+        --listen "127.0.0.1:$PORT_GW" --bedrock-endpoint "http://127.0.0.1:$PORT_MOCK" \
+        >>"$OUT/logs/gateway.log" 2>&1 &
+    PID[gateway]=$!
+    wait_port "$PORT_GW"
+}
+restart() {
+    local name="$1"
+    kill "${PID[$name]}" 2>/dev/null || true
+    wait "${PID[$name]}" 2>/dev/null || true
+    "start_$name"
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+mock_stat() { curl -s "http://127.0.0.1:$PORT_MOCK/__stats"; }
+CLK_TCK="$(getconf CLK_TCK)"
+
+# Request bodies: Converse for the mock and the hop, OpenAI for the gateway.
+CONVERSE_BODY='{"messages":[{"role":"user","content":[{"text":"Hello"}]}],"inferenceConfig":{"maxTokens":256}}'
+OPENAI_BODY='{"model":"claude-3-haiku","max_tokens":256,"messages":[{"role":"user","content":"Hello"}]}'
+OPENAI_STREAM_BODY='{"model":"claude-3-haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Hello"}]}'
+
+url_for() { # target mode
+    case "$1:$2" in
+        direct:nonstream) echo "http://127.0.0.1:$PORT_MOCK/model/$MODEL_ID/converse" ;;
+        direct:stream) echo "http://127.0.0.1:$PORT_MOCK/model/$MODEL_ID/converse-stream" ;;
+        hop:nonstream) echo "http://127.0.0.1:$PORT_HOP/model/$MODEL_ID/converse" ;;
+        hop:stream) echo "http://127.0.0.1:$PORT_HOP/model/$MODEL_ID/converse-stream" ;;
+        gateway:*) echo "http://127.0.0.1:$PORT_GW/v1/chat/completions" ;;
+    esac
+}
+body_for() {
+    case "$1:$2" in
+        gateway:nonstream) echo "$OPENAI_BODY" ;;
+        gateway:stream) echo "$OPENAI_STREAM_BODY" ;;
+        *) echo "$CONVERSE_BODY" ;;
+    esac
+}
+
+# --- phase 1: idle -----------------------------------------------------------------------
+log "starting hop and gateway on CPU $SERVER_CPUS, mock (fast) on CPU $MOCK_CPUS; load generators on CPU $LOAD_CPUS"
+start_mock
+start_hop
+start_gateway
+sleep 0.5
+for t in direct hop gateway; do
+    curl -sf -o /dev/null -H 'content-type: application/json' -d "$(body_for $t nonstream)" "$(url_for $t nonstream)" \
+        || { log "warm-up request to $t failed"; tail -20 "$OUT"/logs/*.log >&2; exit 1; }
+done
+sleep 0.5
+printf '{"kind":"idle","mock_kb":%s,"hop_kb":%s,"gateway_kb":%s}\n' \
+    "$(rss_kb "${PID[mock]}")" "$(rss_kb "${PID[hop]}")" "$(rss_kb "${PID[gateway]}")" >>"$RESULTS"
+
+# --- phase 2: oha matrix -----------------------------------------------------------------
+run_oha() { # target mode concurrency
+    local target="$1" mode="$2" c="$3" url body server file
+    url="$(url_for "$target" "$mode")"
+    body="$(body_for "$target" "$mode")"
+    file="$OUT/oha-$target-$mode-c$c.json"
+    # Warm the pools at this concurrency so connection setup is not in the figures.
+    taskset -c "$LOAD_CPUS" oha --no-tui -z 500ms -c "$c" -m POST -T application/json -d "$body" "$url" >/dev/null 2>&1 || true
+    local before_mock before_hop before_gw stats_before stats_after
+    before_mock="$(cpu_ticks "${PID[mock]}")"
+    before_hop="$(cpu_ticks "${PID[hop]}")"
+    before_gw="$(cpu_ticks "${PID[gateway]}")"
+    stats_before="$(mock_stat)"
+    timeout $((OHA_SECS + 30)) taskset -c "$LOAD_CPUS" oha --no-tui --output-format json -z "${OHA_SECS}s" \
+        -c "$c" -m POST -T application/json -d "$body" "$url" >"$file"
+    stats_after="$(mock_stat)"
+    printf '{"kind":"oha","target":"%s","mode":"%s","c":%s,"file":"%s","clk_tck":%s,"cpu_ticks":{"mock":%s,"hop":%s,"gateway":%s},"mock_before":%s,"mock_after":%s}\n' \
+        "$target" "$mode" "$c" "$file" "$CLK_TCK" \
+        "$(( $(cpu_ticks "${PID[mock]}") - before_mock ))" \
+        "$(( $(cpu_ticks "${PID[hop]}") - before_hop ))" \
+        "$(( $(cpu_ticks "${PID[gateway]}") - before_gw ))" \
+        "$stats_before" "$stats_after" >>"$RESULTS"
+    log "oha $target $mode c=$c: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print(f"{s[\"requestsPerSec\"]:.0f} req/s, success {s[\"successRate\"]:.4f}")' "$file")"
+}
+for mode in nonstream stream; do
+    for c in 1 32 256; do
+        for target in direct hop gateway; do
+            run_oha "$target" "$mode" "$c"
+        done
+    done
+done
+printf '{"kind":"peak_after_oha","mock_kb":%s,"hop_kb":%s,"gateway_kb":%s}\n' \
+    "$(hwm_kb "${PID[mock]}")" "$(hwm_kb "${PID[hop]}")" "$(hwm_kb "${PID[gateway]}")" >>"$RESULTS"
+
+# --- phase 3: streaming probe ------------------------------------------------------------
+probe() { # label target concurrency streams [extra args]
+    local label="$1" target="$2" c="$3" n="$4"
+    shift 4
+    local port api
+    case "$target" in
+        direct) port="$PORT_MOCK"; api=converse ;;
+        hop) port="$PORT_HOP"; api=converse ;;
+        gateway) port="$PORT_GW"; api=openai ;;
+    esac
+    local line
+    line="$(timeout 300 taskset -c "$LOAD_CPUS" "$BIN/sse_probe" --addr "127.0.0.1:$port" --api "$api" \
+        --concurrency "$c" --streams "$n" --label "$label" "$@" 2>>"$OUT/logs/probe.log" || true)"
+    if [[ -z "$line" ]]; then
+        line="{\"label\":\"$label\",\"ok\":0,\"errors\":-1,\"first_error\":\"probe failed\"}"
+    fi
+    printf '{"kind":"probe","target":"%s","result":%s}\n' "$target" "$line" >>"$RESULTS"
+    log "probe $label $target: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(f"ok {r.get(\"ok\")} errors {r.get(\"errors\")} ttfc p50 {r.get(\"ttfc_p50_us\")}us gap p50 {r.get(\"gap_p50_us\")}us")' "$line")"
+}
+for c in 1 32; do
+    n="$PROBE_C1"; [[ "$c" == 32 ]] && n="$PROBE_C32"
+    for target in direct hop gateway; do
+        probe "latency-c$c" "$target" "$c" "$n" --frames 100 --delay-us 1000
+    done
+done
+
+# --- phase 4: held streams and memory ----------------------------------------------------
+sample_rss() { # pid file: VmRSS every 100 ms until killed
+    while kill -0 "$1" 2>/dev/null; do
+        rss_kb "$1" >>"$2" 2>/dev/null || true
+        sleep 0.1
+    done
+}
+memory_run() { # kind target streams [probe args]
+    local kind="$1" target="$2" n="$3"
+    shift 3
+    restart "$target"
+    sleep 0.3
+    local base samples sampler stats_before
+    base="$(rss_kb "${PID[$target]}")"
+    samples="$OUT/rss-$kind-$target-$n.txt"
+    : >"$samples"
+    sample_rss "${PID[$target]}" "$samples" &
+    sampler=$!
+    stats_before="$(mock_stat)"
+    probe "$kind-$n" "$target" "$n" "$n" --mode "$kind" "$@"
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    printf '{"kind":"memory","test":"%s","target":"%s","streams":%s,"base_kb":%s,"peak_kb":%s,"mock_before":%s,"mock_after":%s}\n' \
+        "$kind" "$target" "$n" "$base" "$(sort -n "$samples" | tail -1)" "$stats_before" "$(mock_stat)" >>"$RESULTS"
+}
+for n in $HOLD_LEVELS; do
+    extra=()
+    # One process may hold at most $(ulimit -n) descriptors: past 8,000 streams the clients
+    # multiplex over h2c (100 streams a connection) so each server holds one descriptor per
+    # stream (its upstream connection) instead of two.
+    if [[ "$n" -gt 8000 ]]; then extra=(--h2 --streams-per-conn 100); fi
+    for target in hop gateway; do
+        memory_run hold "$target" "$n" --frames "$HOLD_FRAMES" --delay-us "$HOLD_DELAY_US" "${extra[@]}"
+        sleep 1
+    done
+done
+for target in hop gateway; do
+    memory_run stall "$target" "$STALL_STREAMS" --frames "$STALL_FRAMES" --delay-us 0 --stall-secs "$STALL_SECS"
+done
+restart hop
+restart gateway
+sleep 0.5
+printf '{"kind":"idle_fresh","hop_kb":%s,"gateway_kb":%s}\n' "$(rss_kb "${PID[hop]}")" "$(rss_kb "${PID[gateway]}")" >>"$RESULTS"
+
+# --- report ------------------------------------------------------------------------------
+{
+    echo "machine: $(nproc) CPUs, $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), kernel $(uname -r)"
+    echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS, load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); ${OHA_SECS}s per oha run; quick=$QUICK"
+    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
+    echo
+    python3 loadtest/report.py "$RESULTS"
+} | tee "$OUT/report.txt"
+log "raw figures: $OUT"
