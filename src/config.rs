@@ -20,6 +20,9 @@ use crate::translate::request::TemperaturePolicy;
 pub struct Config {
     /// Address the OpenAI-compatible API listens on.
     pub listen: SocketAddr,
+    /// A second address serving only `/metrics`, `/health` and `/ready` (for scrapers and
+    /// probes on a private port). When set, `/metrics` is not served on `listen`.
+    pub admin_listen: Option<SocketAddr>,
     /// Path of the model table (YAML). Relative paths are resolved against the config file.
     pub models: PathBuf,
     /// How often the model table file is checked for changes, in milliseconds (0: only on
@@ -52,6 +55,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             models: PathBuf::from("model-mapping.yaml"),
             models_watch_ms: 2_000,
+            admin_listen: None,
             bedrock: BedrockConfig::default(),
             limits: Limits::default(),
             timeouts: Timeouts::default(),

@@ -304,8 +304,12 @@ async fn run(command: Command) -> Result<(), StartError> {
                 audit = security.audit.is_some(),
                 "ai-gateway listening"
             );
+            let admin = match gateway.shared().config.admin_listen {
+                Some(admin) => Some(bind(admin).await?),
+                None => None,
+            };
             let reloader = tokio::spawn(server::reload_on_sighup(gateway.clone()));
-            server::serve(listener, gateway, server::shutdown_signal()).await;
+            server::serve_with_admin(listener, admin, gateway, server::shutdown_signal()).await;
             reloader.abort();
             Ok(())
         }

@@ -58,6 +58,8 @@
 //! | `mock:truncate` | stream: the body ends cleanly right after the text deltas, with no stop events. Converse: the JSON is cut in half |
 //! | `mock:reset` | stream: the body fails after the text deltas: HTTP/1.1 drops the connection, HTTP/2 resets the stream. Converse: the reply fails before it completes (the client may not even see the headers) |
 //! | `mock:bad_crc` | stream: the first frame after `messageStart` has a corrupted message CRC |
+//! | `mock:reasoning=WORD` | repeatable: a signed reasoning block first (text deltas, then the signature); reasoning sent back with any other signature is refused |
+//! | `mock:redacted=BASE64` | a redacted reasoning block |
 //!
 //! A stream otherwise follows reference event-stream §7: `messageStart`,
 //! `contentBlockDelta{0,text}`…, `contentBlockStop{0}`, then per tool `contentBlockStart`,

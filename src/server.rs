@@ -118,6 +118,48 @@ pub fn build_with_clock(
 /// Serves `gateway` on `listener` until `shutdown` resolves, then stops accepting and lets
 /// in-flight requests finish for up to `timeouts.shutdown_drain_ms`.
 pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Future<Output = ()>) {
+    serve_with_admin(listener, None, gateway, shutdown).await;
+}
+
+/// [`serve`], plus the admin listener (`admin_listen`: `/metrics`, `/health`, `/ready`) when one
+/// is given.
+pub async fn serve_with_admin(
+    listener: TcpListener,
+    admin: Option<TcpListener>,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()>,
+) {
+    let admin = admin.map(|admin| tokio::spawn(serve_admin(admin, gateway.clone())));
+    serve_main(listener, gateway, shutdown).await;
+    if let Some(admin) = admin {
+        admin.abort();
+    }
+}
+
+/// The admin listener: operational endpoints only, no authentication, plain HTTP/1.1 and h2c.
+async fn serve_admin(listener: TcpListener, gateway: Gateway) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let gateway = gateway.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, std::convert::Infallible>(gateway.handle_admin(request).await) }
+        });
+        let connection = builder
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+            .into_owned();
+        // Admin connections are not drained on shutdown: scrapes are short and retried.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+}
+
+async fn serve_main(listener: TcpListener, gateway: Gateway, shutdown: impl Future<Output = ()>) {
     let config = &gateway.shared().config;
     let timeouts = config.timeouts.clone();
     // hyper's h1 read buffer bounds the request head; it refuses values under 8 KiB.
@@ -286,8 +328,16 @@ impl ServerHandle {
 /// Starts serving on an already-bound listener in a background task.
 pub fn spawn(listener: TcpListener, gateway: Gateway) -> std::io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
+    let admin = match gateway.shared().config.admin_listen {
+        Some(admin) => {
+            let admin = std::net::TcpListener::bind(admin)?;
+            admin.set_nonblocking(true)?;
+            Some(TcpListener::from_std(admin)?)
+        }
+        None => None,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, gateway, async move {
+    let task = tokio::spawn(serve_with_admin(listener, admin, gateway, async move {
         let _ = stopped.await;
     }));
     Ok(ServerHandle {

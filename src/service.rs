@@ -148,6 +148,21 @@ impl Gateway {
         response
     }
 
+    /// Handles a request on the admin listener: `/metrics`, `/health`, `/ready`; 404 otherwise.
+    pub async fn handle_admin(&self, request: Request<Incoming>) -> Response<ResponseBody> {
+        match (request.method(), request.uri().path()) {
+            (&Method::GET, "/metrics") => ops::metrics(&self.shared),
+            (&Method::GET, "/health") => ops::health(),
+            (&Method::GET, "/ready") => ops::ready(&self.shared).await,
+            (method, path) => Error::UnknownPath {
+                method: method.clone(),
+                path: path.into(),
+            }
+            .to_response()
+            .map(ResponseBody::full),
+        }
+    }
+
     /// SIGHUP: re-reads the keys file, reloads the TLS certificate, reopens the audit log.
     pub async fn reload(&self) {
         self.shared.security.reload().await;
@@ -216,6 +231,11 @@ impl Gateway {
             }
             (&Method::GET, "/health") if path == "/health" => Ok(ops::health()),
             (&Method::GET, "/ready") if path == "/ready" => Ok(ops::ready(&self.shared).await),
+            // With an admin listener, /metrics lives only there.
+            (_, "/metrics") if self.shared.config.admin_listen.is_some() => Err(Error::UnknownPath {
+                method: request.method().clone(),
+                path: path.into(),
+            }),
             (&Method::GET, "/metrics") if path == "/metrics" => Ok(ops::metrics(&self.shared)),
             (_, "/chat/completions" | "/models" | "/embeddings") => {
                 Err(Error::MethodNotAllowed(request.method().clone()))

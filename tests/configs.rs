@@ -45,6 +45,7 @@ fn gateway_yaml_documents_the_defaults() {
     let defaults = Config::default();
     assert_eq!(shipped.listen, defaults.listen);
     assert_eq!(shipped.models_watch_ms, defaults.models_watch_ms);
+    assert_eq!(shipped.admin_listen, defaults.admin_listen);
     assert_eq!(shipped.limits.max_body_bytes, defaults.limits.max_body_bytes);
     assert_eq!(shipped.limits.max_event_bytes, defaults.limits.max_event_bytes);
     assert_eq!(shipped.timeouts.idle_ms, defaults.timeouts.idle_ms);

@@ -195,3 +195,44 @@ async fn a_cancelled_stream_is_counted_and_its_gauge_returns_to_zero() {
     );
     assert_eq!(get(&s, "ai_gateway_in_flight_streams"), 0.0);
 }
+
+#[tokio::test]
+async fn an_admin_listener_takes_metrics_off_the_api_port() {
+    let admin = support::unused_addr();
+    let env = TestEnv::start_with(move |c| c.admin_listen = Some(admin)).await;
+    assert_eq!(env.get("/metrics").await.status, 404);
+    assert_eq!(
+        env.post_json("/v1/chat/completions", &chat("claude-3-haiku", "hi", false))
+            .await
+            .status,
+        200
+    );
+    let fetch = |path: &'static str| {
+        let client = env.client.clone();
+        async move {
+            support::send(
+                &client,
+                http::Request::get(format!("http://{admin}{path}")),
+                bytes::Bytes::new(),
+            )
+            .await
+        }
+    };
+    let metrics = fetch("/metrics").await;
+    assert_eq!(metrics.status, 200);
+    let s = samples(&metrics.text());
+    assert_eq!(
+        get(
+            &s,
+            r#"ai_gateway_requests_total{endpoint="chat_completions",model="claude-3-haiku",status="ok_2xx"}"#
+        ),
+        1.0
+    );
+    assert_eq!(fetch("/health").await.status, 200);
+    assert_eq!(fetch("/ready").await.status, 200);
+    assert_eq!(
+        fetch("/v1/models").await.status,
+        404,
+        "the admin port serves nothing else"
+    );
+}
