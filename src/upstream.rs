@@ -31,8 +31,10 @@ use sigv4::UpstreamAuth;
 /// Largest Bedrock error body read to extract its message.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
-/// Largest single read from an upstream connection.
-const UPSTREAM_MAX_READ_BYTES: usize = 16 * 1024;
+/// Largest single read from an upstream connection: hyper's smallest, its initial size. With
+/// 16 KiB a stalled client made the gateway hold 264 KiB for its stream, with 8 KiB 200 KiB
+/// (loadtest/: stalled clients).
+const UPSTREAM_MAX_READ_BYTES: usize = 8 * 1024;
 
 /// Which Bedrock operation to call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +93,7 @@ impl Upstream {
             .pool_max_idle_per_host(config.bedrock.pool_max_idle_per_host)
             // One read from Bedrock is at most this much, so a stream whose client has stopped
             // reading holds one read, its translation and the queued output, not hyper's
-            // default 400 KiB read buffer on top (loadtest/: stalled clients).
+            // read buffer grown to 400 KiB on top.
             .http1_max_buf_size(UPSTREAM_MAX_READ_BYTES)
             .build(https);
         Ok(Self {
