@@ -34,6 +34,7 @@ STALL_SECS=4
 STALL_FRAMES=50000     # about 6.5 MB of event stream per stalled request
 
 mkdir -p "$OUT/bin" "$OUT/logs"
+LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -182,7 +183,7 @@ run_oha() { # target mode concurrency
         "$(( $(cpu_ticks "${PID[hop]}") - before_hop ))" \
         "$(( $(cpu_ticks "${PID[gateway]}") - before_gw ))" \
         "$stats_before" "$stats_after" >>"$RESULTS"
-    log "oha $target $mode c=$c: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print(f"{s[\"requestsPerSec\"]:.0f} req/s, success {s[\"successRate\"]:.4f}")' "$file")"
+    log "oha $target $mode c=$c: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print(round(s["requestsPerSec"]), "req/s, success", s["successRate"])' "$file")"
 }
 for mode in nonstream stream; do
     for c in 1 32 256; do
@@ -211,7 +212,7 @@ probe() { # label target concurrency streams [extra args]
         line="{\"label\":\"$label\",\"ok\":0,\"errors\":-1,\"first_error\":\"probe failed\"}"
     fi
     printf '{"kind":"probe","target":"%s","result":%s}\n' "$target" "$line" >>"$RESULTS"
-    log "probe $label $target: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(f"ok {r.get(\"ok\")} errors {r.get(\"errors\")} ttfc p50 {r.get(\"ttfc_p50_us\")}us gap p50 {r.get(\"gap_p50_us\")}us")' "$line")"
+    log "probe $label $target: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("ok", r.get("ok"), "errors", r.get("errors"), "ttfc p50", r.get("ttfc_p50_us"), "us, gap p50", r.get("gap_p50_us"), "us")' "$line")"
 }
 for c in 1 32; do
     n="$PROBE_C1"; [[ "$c" == 32 ]] && n="$PROBE_C32"
@@ -269,6 +270,7 @@ printf '{"kind":"idle_fresh","hop_kb":%s,"gateway_kb":%s}\n' "$(rss_kb "${PID[ho
     echo "machine: $(nproc) CPUs, $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), kernel $(uname -r)"
     echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS, load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); ${OHA_SECS}s per oha run; quick=$QUICK"
     echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
+    echo "load average (1, 5, 15 min) at start: $LOAD_AT_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine moves every figure)"
     echo
     python3 loadtest/report.py "$RESULTS"
 } | tee "$OUT/report.txt"
