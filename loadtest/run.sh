@@ -8,7 +8,8 @@
 #
 # Settings (environment): QUICK, OUT, SERVER_CPUS (default 0), LOAD_CPUS (default 1),
 # MOCK_CPUS (default SERVER_CPUS),
-# PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to reuse $OUT/bin.
+# PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to reuse $OUT/bin,
+# GATEWAY_BIN=path to measure another gateway build against the same mock and hop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -67,6 +68,7 @@ if [[ "${NO_BUILD:-0}" != 1 ]]; then
         "$TARGET_DIR/release/examples/sse_probe" "$OUT/bin/"
 fi
 BIN="$OUT/bin"
+GATEWAY_BIN="${GATEWAY_BIN:-$BIN/ai-gateway}"
 
 # --- processes ---------------------------------------------------------------------------
 declare -A PID=()
@@ -106,7 +108,7 @@ start_gateway() {
     # every request exactly as it would for Bedrock.
     AWS_ACCESS_KEY_ID=AKIDMOCKBEDROCK00001 AWS_SECRET_ACCESS_KEY=mock/secret/key/for/the/local/mock/only \
         AWS_SESSION_TOKEN='' AWS_PROFILE='' AWS_EC2_METADATA_DISABLED=true AWS_REGION=us-east-1 \
-        taskset -c "$SERVER_CPUS" "$BIN/ai-gateway" serve --config configs/loadtest.yaml \
+        taskset -c "$SERVER_CPUS" "$GATEWAY_BIN" serve --config configs/loadtest.yaml \
         --listen "127.0.0.1:$PORT_GW" --bedrock-endpoint "http://127.0.0.1:$PORT_MOCK" \
         >>"$OUT/logs/gateway.log" 2>&1 &
     PID[gateway]=$!
@@ -270,6 +272,7 @@ printf '{"kind":"idle_fresh","hop_kb":%s,"gateway_kb":%s}\n' "$(rss_kb "${PID[ho
     echo "machine: $(nproc) CPUs, $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), kernel $(uname -r)"
     echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS, load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); ${OHA_SECS}s per oha run; quick=$QUICK"
     echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
+    [[ "$GATEWAY_BIN" == "$BIN/ai-gateway" ]] || echo "gateway binary: $GATEWAY_BIN"
     echo "load average (1, 5, 15 min) at start: $LOAD_AT_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine moves every figure)"
     echo
     python3 loadtest/report.py "$RESULTS"
