@@ -68,7 +68,7 @@ pub async fn default_auth(config: &Config) -> Result<UpstreamAuth, StartError> {
     }
     #[cfg(feature = "default-credentials")]
     return Ok(UpstreamAuth::SigV4(
-        crate::upstream::sigv4::SigV4Signer::from_default_chain().await,
+        crate::upstream::sigv4::SigV4Signer::from_default_chain(&config.bedrock.region).await,
     ));
     #[cfg(not(feature = "default-credentials"))]
     Err(StartError::Other(

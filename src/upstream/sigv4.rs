@@ -159,8 +159,12 @@ impl SigV4Signer {
     /// The aws-config default chain (environment, profile, web identity/IRSA, ECS container,
     /// IMDS), cached here and refreshed before expiry.
     #[cfg(feature = "default-credentials")]
-    pub async fn from_default_chain() -> Self {
+    ///
+    /// The region is given so the chain never looks it up itself (which would ask the instance
+    /// metadata service); it is only used by the providers that call STS.
+    pub async fn from_default_chain(region: &str) -> Self {
         let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+            .region(aws_config::Region::new(region.to_owned()))
             .build()
             .await;
         Self::new(SharedCredentialsProvider::new(chain))
