@@ -123,6 +123,16 @@ async fn mock(config: MockConfig) -> MockBedrock {
     mock_bedrock::spawn(TcpListener::bind("127.0.0.1:0").await.unwrap(), config)
 }
 
+/// `serve` in front of a new mock, with the mock's key pair in the environment.
+async fn serve_with_env_credentials(home: &Path, config: &Path) -> (MockBedrock, Gateway) {
+    let mock = mock(MockConfig::default()).await;
+    let mut cmd = base_command(home);
+    serve_args(&mut cmd, config, &mock);
+    cmd.env("AWS_ACCESS_KEY_ID", MOCK_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", MOCK_SECRET_ACCESS_KEY);
+    (mock, start(cmd).await)
+}
+
 fn serve_args(cmd: &mut Command, config: &Path, mock: &MockBedrock) {
     cmd.arg("serve")
         .arg("--config")
@@ -135,12 +145,7 @@ fn serve_args(cmd: &mut Command, config: &Path, mock: &MockBedrock) {
 async fn serve_signs_with_credentials_from_environment_variables() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_files(dir.path());
-    let mock = mock(MockConfig::default()).await;
-    let mut cmd = base_command(dir.path());
-    serve_args(&mut cmd, &config, &mock);
-    cmd.env("AWS_ACCESS_KEY_ID", MOCK_ACCESS_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", MOCK_SECRET_ACCESS_KEY);
-    let gw = start(cmd).await;
+    let (_mock, gw) = serve_with_env_credentials(dir.path(), &config).await;
     let reply = gw.chat("hello").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(gw.get("/ready").await.status, 200);
@@ -353,12 +358,7 @@ fn check_config_accepts_the_shipped_configuration() {
 async fn sigterm_drains_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_files(dir.path());
-    let mock = mock(MockConfig::default()).await;
-    let mut cmd = base_command(dir.path());
-    serve_args(&mut cmd, &config, &mock);
-    cmd.env("AWS_ACCESS_KEY_ID", MOCK_ACCESS_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", MOCK_SECRET_ACCESS_KEY);
-    let mut gw = start(cmd).await;
+    let (_mock, mut gw) = serve_with_env_credentials(dir.path(), &config).await;
     assert_eq!(gw.get("/health").await.status, 200);
     let pid = gw.child.id().to_string();
     assert!(
@@ -403,12 +403,7 @@ async fn mock_bedrock_command_serves_and_checks_signatures() {
 async fn sigterm_lets_an_open_stream_finish_and_refuses_new_connections() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_files(dir.path());
-    let mock = mock(MockConfig::default()).await;
-    let mut cmd = base_command(dir.path());
-    serve_args(&mut cmd, &config, &mock);
-    cmd.env("AWS_ACCESS_KEY_ID", MOCK_ACCESS_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", MOCK_SECRET_ACCESS_KEY);
-    let mut gw = start(cmd).await;
+    let (_mock, mut gw) = serve_with_env_credentials(dir.path(), &config).await;
 
     let body = serde_json::to_vec(&chat(
         "claude-3-haiku",
@@ -469,12 +464,7 @@ async fn sighup_reloads_the_model_table() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_files(dir.path());
     std::fs::write(&config, "models: model-mapping.yaml\nmodels_watch_ms: 0\n").unwrap();
-    let mock = mock(MockConfig::default()).await;
-    let mut cmd = base_command(dir.path());
-    serve_args(&mut cmd, &config, &mock);
-    cmd.env("AWS_ACCESS_KEY_ID", MOCK_ACCESS_KEY_ID)
-        .env("AWS_SECRET_ACCESS_KEY", MOCK_SECRET_ACCESS_KEY);
-    let gw = start(cmd).await;
+    let (_mock, gw) = serve_with_env_credentials(dir.path(), &config).await;
     std::fs::write(
         dir.path().join("model-mapping.yaml"),
         "models:\n  only-this:\n    model_id: amazon.nova-lite-v1:0\n",
