@@ -231,3 +231,20 @@ async fn passthrough_can_be_turned_off() {
     assert_eq!(reply.status, 404);
     let _: Value = reply.error();
 }
+
+#[tokio::test]
+async fn invoke_model_is_relayed_with_its_headers() {
+    let env = TestEnv::start().await;
+    let request = http::Request::post(env.url("/model/titan-embed/invoke"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json");
+    let body = serde_json::to_vec(&json!({"inputText": "a b c", "dimensions": 512})).unwrap();
+    let reply = support::send(&env.client, request, body.clone().into()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["embedding"].as_array().unwrap().len(), 512);
+    assert_eq!(reply.headers["x-amzn-bedrock-input-token-count"], "3");
+    let recorded = env.mock.last_request().unwrap();
+    assert_eq!(recorded.path, "/model/amazon.titan-embed-text-v2%3A0/invoke");
+    assert_eq!(recorded.header("accept"), Some("application/json"));
+    assert_eq!(&recorded.body[..], &body[..]);
+}

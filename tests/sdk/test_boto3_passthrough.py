@@ -61,3 +61,17 @@ def test_unknown_model_is_resource_not_found():
     with pytest.raises(ClientError) as info:
         client().converse(modelId="no-such-model", messages=MESSAGES)
     assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_invoke_model_is_relayed():
+    import json
+
+    reply = client().invoke_model(
+        modelId="titan-embed-text-v2",
+        body=json.dumps({"inputText": "hello there", "dimensions": 256}),
+        contentType="application/json",
+        accept="application/json",
+    )
+    body = json.loads(reply["body"].read())
+    assert len(body["embedding"]) == 256
+    assert body["inputTextTokenCount"] == 2
