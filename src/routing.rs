@@ -309,6 +309,15 @@ impl ModelTable {
         self.routes.get(alias).map(|r| Arc::clone(r.value()))
     }
 
+    /// The route whose Bedrock model id is `model_id`, if any (a scan: the table is small, and
+    /// only native requests that name a raw id need it).
+    pub fn find_by_model_id(&self, model_id: &str) -> Option<Arc<Route>> {
+        self.routes
+            .iter()
+            .find(|r| &*r.model_id == model_id)
+            .map(|r| Arc::clone(r.value()))
+    }
+
     /// Every route, sorted by alias.
     pub fn routes(&self) -> Vec<Arc<Route>> {
         let mut all: Vec<Arc<Route>> = self.routes.iter().map(|r| Arc::clone(r.value())).collect();

@@ -143,7 +143,7 @@ impl Gateway {
         if endpoint != Endpoint::chat_completions {
             self.shared
                 .metrics
-                .request(endpoint, &no_model(), response.status(), started.elapsed());
+                .request(endpoint, &empty_label(), response.status(), started.elapsed());
         }
         response
     }
@@ -205,12 +205,10 @@ impl Gateway {
         request_id: &str,
     ) -> Result<Response<ResponseBody>, Error> {
         let path = request.uri().path();
-        if request.method() == Method::POST
-            && self.shared.config.passthrough.enabled
-            && passthrough::parse_path(path).is_some()
-        {
-            let path = path.to_owned();
-            if let Some(native) = passthrough::parse_path(&path) {
+        if request.method() == Method::POST && self.shared.config.passthrough.enabled {
+            // A cheap clone (shared bytes) so the parsed path can outlive the moved request.
+            let uri = request.uri().clone();
+            if let Some(native) = passthrough::parse_path(uri.path()) {
                 return Ok(passthrough::handle(&self.shared, request, native).await);
             }
         }
@@ -267,13 +265,10 @@ enum Access<'p> {
 }
 
 fn access(path: &str) -> Access<'_> {
-    // The native (passthrough) paths: a key limited to some aliases must not reach other
-    // models through them.
-    if let Some(rest) = ["/providers/bedrock/model/", "/bedrock/model/", "/model/"]
-        .iter()
-        .find_map(|prefix| path.strip_prefix(prefix))
-    {
-        return Access::Native(rest.rsplit_once('/').map_or(rest, |(model, _)| model));
+    // The native (passthrough) paths: metered, and a key limited to some aliases must not reach
+    // other models through them.
+    if let Some(native) = passthrough::parse_path(path) {
+        return Access::Native(native.model);
     }
     let route = path
         .strip_prefix("/v1")
@@ -283,8 +278,6 @@ fn access(path: &str) -> Access<'_> {
         ("/health" | "/ready" | "/metrics", _) => Access::Public,
         (_, "/auth/session") => Access::SessionExchange,
         (_, "/chat/completions" | "/embeddings") => Access::Metered,
-        // Native Bedrock requests count against the key's request limit too.
-        _ if passthrough::parse_path(path).is_some() => Access::Metered,
         _ => Access::Authenticated,
     }
 }
@@ -307,8 +300,8 @@ fn endpoint(path: &str) -> Endpoint {
     }
 }
 
-/// The model label of requests that name no known model.
-pub(crate) fn no_model() -> crate::metrics::ModelLabel {
+/// The empty label value: a request that names no known model, or comes without an API key.
+pub(crate) fn empty_label() -> crate::metrics::ModelLabel {
     static EMPTY: std::sync::LazyLock<crate::metrics::ModelLabel> =
         std::sync::LazyLock::new(|| Arc::from(""));
     Arc::clone(&EMPTY)

@@ -41,7 +41,7 @@ pub async fn handle(
     let started = Instant::now();
     let mut model = None;
     let result = respond(shared, request, request_id, started, &mut model).await;
-    let model = model.unwrap_or_else(super::no_model);
+    let model = model.unwrap_or_else(super::empty_label);
     let metrics = &shared.metrics;
     match &result {
         Ok(response) => metrics.request(
@@ -140,7 +140,7 @@ async fn respond(
     let sent = Instant::now();
     let (upstream, served_by) = send_with_fallbacks(shared, &route, operation, Bytes::from(converse)).await?;
     shared.metrics.upstream_headers(&route.label, sent.elapsed());
-    let key: Arc<str> = Arc::from(grant.key_name().unwrap_or(""));
+    let key: Arc<str> = grant.key_name().map_or_else(super::empty_label, Arc::from);
     let id = completion_id(&upstream, request_id);
     let meta = ResponseMeta {
         id: &id,

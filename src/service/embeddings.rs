@@ -93,7 +93,7 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
         input_tokens: prompt_tokens,
         ..Usage::default()
     };
-    let key: Arc<str> = Arc::from(grant.key_name().unwrap_or(""));
+    let key: Arc<str> = grant.key_name().map_or_else(super::empty_label, Arc::from);
     shared.metrics.tokens(&route.label, &key, &usage);
     grant.settle(StreamOutcome::Ok, Some(usage));
     let mut out = Vec::with_capacity(vectors.iter().map(|v| v.len() * 12 + 64).sum());

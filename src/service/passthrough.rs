@@ -194,7 +194,7 @@ fn resolve(shared: &Shared, model: &str) -> Result<(String, String), Error> {
     if let Some(route) = shared.models.get(model) {
         return Ok((route.model_id.to_string(), route.region.to_string()));
     }
-    if let Some(route) = shared.models.routes().into_iter().find(|r| &*r.model_id == model) {
+    if let Some(route) = shared.models.find_by_model_id(model) {
         return Ok((route.model_id.to_string(), route.region.to_string()));
     }
     if shared.config.passthrough.allow_raw_model_ids && !model.is_empty() && model.len() <= 2048 {
