@@ -529,10 +529,10 @@ impl Security {
         let id = percent_encoding::percent_decode_str(model_id).decode_utf8_lossy();
         let allowed = match &principal.key.models {
             None => true,
+            // The path may name an allowed alias itself, or the Bedrock id one of them routes to.
             Some(aliases) => aliases
                 .iter()
-                .filter_map(|alias| models.get(alias))
-                .any(|route| *route.model_id == *id),
+                .any(|alias| **alias == *id || models.get(alias).is_some_and(|route| *route.model_id == *id)),
         };
         if allowed {
             Ok(())

@@ -455,4 +455,7 @@ async fn native_bedrock_paths_are_authenticated_and_follow_the_allow_list() {
     )
     .await;
     assert!(![401, 403].contains(&reply.status.as_u16()), "{}", reply.text());
+    // So does the allowed alias itself, which the native paths accept as a model.
+    let reply = post_as(&env, &native("claude-3-haiku"), Some(&key), &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
 }
