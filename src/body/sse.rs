@@ -23,6 +23,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::bedrock::eventstream::{self, EventDecoder};
+use crate::bedrock::stream::ExceptionEvent;
 use crate::error::{Error, TimeoutKind};
 use crate::translate::response::Usage;
 use crate::translate::stream::StreamTranslator;
@@ -340,15 +341,9 @@ impl<B> Drop for SseBody<B> {
 
 /// The `message` of an exception payload (`{"message":"…"}`), or a generic text.
 pub fn exception_message(payload: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Payload {
-        message: Option<String>,
-        #[serde(rename = "Message")]
-        message_upper: Option<String>,
-    }
     let mut scratch = payload.to_vec();
-    simd_json::serde::from_slice::<Payload>(&mut scratch)
+    simd_json::serde::from_slice::<ExceptionEvent<'_>>(&mut scratch)
         .ok()
-        .and_then(|p| p.message.or(p.message_upper))
+        .and_then(|event| event.text().map(str::to_owned))
         .unwrap_or_else(|| "Bedrock reported an error in the stream".to_owned())
 }
