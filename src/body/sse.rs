@@ -205,13 +205,8 @@ where
                 ),
             }
         }
-        if self.translator.is_finished() && self.outcome.is_none() {
-            // The translator ended the stream itself: `[DONE]`, or an exception record.
-            self.outcome = Some(if self.translator.ended_with_error() {
-                StreamOutcome::UpstreamError
-            } else {
-                StreamOutcome::Ok
-            });
+        if self.translator.is_finished() {
+            self.settle_outcome();
         }
     }
 
@@ -224,6 +219,18 @@ where
         // A failed upstream connection is not reusable.
         self.upstream = None;
         self.state = State::Done;
+    }
+
+    /// Records how the translator ended the stream (`[DONE]` or an error record), unless a
+    /// failure already set the outcome.
+    fn settle_outcome(&mut self) {
+        if self.outcome.is_none() {
+            self.outcome = Some(if self.translator.ended_with_error() {
+                StreamOutcome::UpstreamError
+            } else {
+                StreamOutcome::Ok
+            });
+        }
     }
 
     fn reset_idle(&mut self) {
@@ -296,13 +303,7 @@ where
                                 this.fail(&err, StreamOutcome::UpstreamError);
                             }
                         }
-                        if this.outcome.is_none() {
-                            this.outcome = Some(if this.translator.ended_with_error() {
-                                StreamOutcome::UpstreamError
-                            } else {
-                                StreamOutcome::Ok
-                            });
-                        }
+                        this.settle_outcome();
                     }
                     // Fully read: dropping it now returns the connection to the pool.
                     this.upstream = None;
