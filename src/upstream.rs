@@ -13,7 +13,7 @@ pub mod sigv4;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, header};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -312,16 +312,6 @@ fn map_client_error(e: &hyper_util::client::legacy::Error) -> Error {
         None => e.to_string(),
     };
     Error::UpstreamConnect(detail.into())
-}
-
-/// Whether a status is one a stream can start with.
-pub fn is_event_stream(response: &Response<Incoming>) -> bool {
-    response.status() == StatusCode::OK
-        && response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/vnd.amazon.eventstream"))
 }
 
 #[cfg(test)]
