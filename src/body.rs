@@ -30,7 +30,8 @@ where
         return Err(Error::BodyTooLarge { limit });
     }
     let capacity = usize::try_from(hint.upper().unwrap_or(hint.lower()).min(limit)).unwrap_or(0);
-    let mut buf = Vec::with_capacity(capacity);
+    // Room for the padding a JSON parse adds in place (`json::parse_in_place`).
+    let mut buf = Vec::with_capacity(capacity.saturating_add(crate::json::INPUT_PADDING));
     let mut body = std::pin::pin!(body);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| Error::BodyRead(e.to_string().into()))?;

@@ -1,11 +1,103 @@
-//! Small JSON writers for the hot path: escaped strings and numbers written straight into a
-//! caller's buffer, with no intermediate `String`.
+//! JSON on the hot path: parsing in place with simd-json's working memory kept per thread,
+//! and small writers for escaped strings and numbers straight into a caller's buffer.
+//!
+//! Every parse goes through [`parse_in_place`] or [`parse_copy`]. simd-json needs three
+//! buffers besides the input (the structural index, a string buffer and the tape), and
+//! `from_slice` allocates all of them afresh and copies the input into a padded buffer of its
+//! own. Here they live in one thread-local [`ParseState`] that each parse takes and puts back,
+//! and the input is padded where it lies, so a parse allocates nothing once a worker thread has
+//! seen a document of that size. A held stream keeps no parse buffers of its own.
+
+use std::cell::Cell;
 
 use bytes::BufMut;
+use simd_json::{Buffers, Deserializer, Tape};
 
-/// simd-json's reusable parse buffers, re-exported for callers outside the crate (benches, fuzz
-/// targets) so they need not depend on simd-json themselves.
-pub use simd_json::Buffers as ParseBuffers;
+/// The spare bytes [`parse_in_place`] appends to its input.
+pub use simd_json::INPUT_PADDING;
+
+/// Documents up to this size leave their grown buffers to the thread for the next parse;
+/// larger ones get buffers of their own, so a rare huge request does not pin memory on every
+/// worker thread.
+const REUSE_UP_TO: usize = 64 * 1024;
+
+/// simd-json's working memory for one parse.
+struct ParseState {
+    buffers: Buffers,
+    tape: Tape<'static>,
+}
+
+impl ParseState {
+    fn new(len: usize) -> Self {
+        Self {
+            buffers: Buffers::new(len),
+            tape: Tape::null().reset(),
+        }
+    }
+}
+
+thread_local! {
+    /// Taken for the length of one parse and put back, so a parse inside `f` (none today)
+    /// would get fresh buffers rather than a borrow conflict.
+    static STATE: Cell<Option<ParseState>> = const { Cell::new(None) };
+    /// The copy of a document that must stay untouched (an event payload inside a frame).
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Parses the JSON document in `input` in place and hands the deserializer to `f`; values
+/// borrowed from the document (strings without escapes) point into `input`.
+///
+/// `input` is extended with [`INPUT_PADDING`] spaces, which leaves the document the
+/// same JSON, and strings with escapes are rewritten inside it. Allocate it with that much spare
+/// capacity to avoid a reallocation. `Err` is a syntax error (or invalid UTF-8); errors of `f`
+/// are its own.
+pub fn parse_in_place<'de, R>(
+    input: &'de mut Vec<u8>,
+    f: impl FnOnce(&mut Deserializer<'de>) -> R,
+) -> Result<R, simd_json::Error> {
+    let len = input.len();
+    input.resize(len + INPUT_PADDING, b' ');
+    let reuse = len <= REUSE_UP_TO;
+    let mut state = reuse
+        .then(|| STATE.take())
+        .flatten()
+        .unwrap_or_else(|| ParseState::new(len));
+    let mut tape: Tape<'de> = std::mem::replace(&mut state.tape, Tape::null().reset()).reset();
+    let input: &'de mut [u8] = input.as_mut_slice();
+    let result = match simd_json::fill_tape_padded(input, len, &mut state.buffers, &mut tape) {
+        Ok(()) => {
+            let mut deserializer = Deserializer::from_tape(tape);
+            let value = f(&mut deserializer);
+            state.tape = deserializer.into_tape().reset();
+            Ok(value)
+        }
+        Err(e) => {
+            state.tape = tape.reset();
+            Err(e)
+        }
+    };
+    if reuse {
+        STATE.set(Some(state));
+    }
+    result
+}
+
+/// [`parse_in_place`] on a copy of `document` in a thread-local scratch buffer, for input
+/// that must stay as it is. `f` cannot keep borrows of the copy.
+pub fn parse_copy<R>(
+    document: &[u8],
+    f: impl for<'de> FnOnce(&mut Deserializer<'de>) -> R,
+) -> Result<R, simd_json::Error> {
+    let mut scratch = SCRATCH.take();
+    scratch.clear();
+    scratch.reserve(document.len() + INPUT_PADDING);
+    scratch.extend_from_slice(document);
+    let result = parse_in_place(&mut scratch, f);
+    if scratch.capacity() <= REUSE_UP_TO + INPUT_PADDING {
+        SCRATCH.set(scratch);
+    }
+    result
+}
 
 /// Writes `s` as a JSON string literal (with quotes), escaping per RFC 8259.
 pub fn write_str<B: BufMut>(out: &mut B, s: &str) {
@@ -105,7 +197,60 @@ pub fn write_f64<B: BufMut>(out: &mut B, n: f64) {
 
 #[cfg(test)]
 mod tests {
+    use serde::Deserialize;
+
     use super::*;
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Doc<'a> {
+        #[serde(borrow)]
+        text: std::borrow::Cow<'a, str>,
+        n: u64,
+    }
+
+    fn doc(json: &str) -> Result<(String, u64), String> {
+        let mut input = json.as_bytes().to_vec();
+        parse_in_place(&mut input, |d| Doc::deserialize(d))
+            .map_err(|e| e.to_string())?
+            .map(|doc| (doc.text.into_owned(), doc.n))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reused_buffers_parse_each_document_on_its_own() {
+        // A long document, then shorter ones, a syntax error and a type error in between:
+        // nothing of an earlier parse may leak into a later one.
+        let long = format!(r#"{{"text":"{}","n":1}}"#, "x".repeat(10_000));
+        assert_eq!(doc(&long).unwrap(), ("x".repeat(10_000), 1));
+        assert_eq!(doc(r#"{"text":"a\nb","n":2}"#).unwrap(), ("a\nb".into(), 2));
+        assert!(doc(r#"{"text":"unterminated"#).is_err());
+        assert!(doc(r#"{"text":1,"n":2}"#).is_err());
+        assert_eq!(doc(r#"{"n":3,"text":"é"}"#).unwrap(), ("é".into(), 3));
+        // Larger than the reuse limit: parsed with buffers of its own, then small ones again.
+        let huge = format!(r#"{{"text":"{}","n":4}}"#, "y".repeat(REUSE_UP_TO + 1));
+        assert_eq!(doc(&huge).unwrap().1, 4);
+        assert_eq!(doc(r#"{"text":"","n":5}"#).unwrap(), (String::new(), 5));
+    }
+
+    #[test]
+    fn in_place_parsing_pads_with_whitespace_and_borrows_the_input() {
+        let mut input = br#"{"text":"plain","n":7}"#.to_vec();
+        let len = input.len();
+        let borrowed = parse_in_place(&mut input, |d| {
+            Doc::deserialize(d).map(|doc| matches!(doc.text, std::borrow::Cow::Borrowed("plain")))
+        });
+        assert!(matches!(borrowed, Ok(Ok(true))));
+        assert_eq!(input.len(), len + INPUT_PADDING);
+        assert!(input[len..].iter().all(|&b| b == b' '));
+    }
+
+    #[test]
+    fn copies_leave_the_document_untouched() {
+        let document = br#"{"text":"a\"b","n":8}"#;
+        let n = parse_copy(document, |d| Doc::deserialize(d).map(|doc| doc.n)).unwrap();
+        assert_eq!(n.unwrap(), 8);
+        assert_eq!(document, br#"{"text":"a\"b","n":8}"#);
+    }
 
     fn esc(s: &str) -> String {
         let mut v = Vec::new();

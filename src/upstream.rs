@@ -212,7 +212,13 @@ impl Upstream {
         if declared.is_some_and(|n| n > limit) {
             return Err(too_large());
         }
-        let mut buf = Vec::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+        // Room for the padding a JSON parse adds in place (`json::parse_in_place`).
+        let mut buf = Vec::with_capacity(
+            declared
+                .unwrap_or(8 * 1024)
+                .min(limit)
+                .saturating_add(crate::json::INPUT_PADDING),
+        );
         let read = async {
             while let Some(frame) = body.frame().await {
                 let frame =

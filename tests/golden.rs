@@ -177,7 +177,6 @@ fn meta(spec: &CaseSpec) -> ResponseMeta<'_> {
 /// decided, or `None` when the request is rejected.
 fn run_request(dir: &Path, spec: &CaseSpec) -> Option<ResponseShape> {
     let mut body = read(dir, "openai_request.json");
-    let mut buffers = simd_json::Buffers::default();
     let opts = RequestOptions {
         temperature: spec.options.temperature,
         default_max_tokens: spec.options.default_max_tokens,
@@ -193,7 +192,7 @@ fn run_request(dir: &Path, spec: &CaseSpec) -> Option<ResponseShape> {
         model: &spec.model_options,
         images: &[],
     };
-    let translated = ChatCompletionRequest::parse(&mut body, &mut buffers).and_then(|req| {
+    let translated = ChatCompletionRequest::parse(&mut body).and_then(|req| {
         assert_eq!(req.model, spec.model, "{}: model", dir.display());
         assert_eq!(req.stream, spec.stream, "{}: stream", dir.display());
         assert_eq!(

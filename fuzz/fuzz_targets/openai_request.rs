@@ -8,8 +8,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut buf = data.to_vec();
-    let mut buffers = simd_buffers();
-    let Ok(request) = ChatCompletionRequest::parse(&mut buf, &mut buffers) else { return };
+    let Ok(request) = ChatCompletionRequest::parse(&mut buf) else { return };
     for temperature in [TemperaturePolicy::Reject, TemperaturePolicy::Clamp] {
         let options = RequestOptions { temperature, default_max_tokens: Some(256), ..RequestOptions::default() };
         let mut out = Vec::new();
@@ -21,6 +20,3 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-fn simd_buffers() -> ai_gateway::json::ParseBuffers {
-    ai_gateway::json::ParseBuffers::default()
-}

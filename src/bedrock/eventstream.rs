@@ -1,14 +1,21 @@
 //! Incremental AWS event-stream decoding (and encoding, for the mock and tests).
 //!
-//! [`EventDecoder`] owns one `BytesMut` and aws-smithy-eventstream's `MessageFrameDecoder`.
-//! Upstream body chunks are appended as they arrive; [`EventDecoder::next_message`] returns
-//! each complete message and keeps only the partial tail. Before trusting a frame's length it
-//! checks the prelude CRC and a size cap itself, because the library only checks the prelude
-//! once the whole (possibly 4 GiB) frame has arrived (reference: event-stream §11).
+//! [`EventDecoder`] owns one `BytesMut`. Upstream body chunks are appended as they arrive;
+//! [`EventDecoder::next_message`] checks the next complete frame (reference: event-stream §2–§4)
+//! and returns a [`Message`] that borrows it, so decoding allocates and copies nothing. The
+//! prelude CRC and a size cap are checked as soon as 12 bytes are there, before the frame's
+//! length is trusted.
+//!
+//! Decoding is done here rather than with aws-smithy-eventstream's `MessageFrameDecoder`
+//! because that decoder copies every header name, string value and the payload into fresh
+//! buffers: 8 allocations per Bedrock event, the whole of the stream path's allocations, and
+//! about half its decode time (loadtest/README.md). The library stays the reference: a property
+//! test and the `bedrock_stream_frames` fuzz target feed both decoders the same frames and
+//! require the same verdict, headers and payload. Encoding (the mock, tests) uses the library.
 
-use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder, write_message_to};
-use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
-use bytes::{Bytes, BytesMut};
+use aws_smithy_eventstream::frame::write_message_to;
+use aws_smithy_types::event_stream::{Header, HeaderValue, Message as OwnedMessage};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// Prelude: total length, headers length, prelude CRC.
 const PRELUDE_BYTES: usize = 12;
@@ -19,7 +26,7 @@ const MIN_MESSAGE_BYTES: u32 = 16;
 pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 24 * 1024 * 1024 + 128 * 1024 + 16;
 
 /// Why the stream cannot be decoded. Any of these is fatal: the stream is never resynchronised.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// The prelude CRC does not match its eight bytes.
     #[error("event-stream prelude checksum mismatch")]
@@ -30,9 +37,12 @@ pub enum DecodeError {
     /// The message is larger than the configured cap.
     #[error("event-stream message of {0} bytes exceeds the limit")]
     TooLarge(u32),
-    /// The library rejected the frame (message CRC, header encoding).
-    #[error("invalid event-stream message: {0}")]
-    Frame(String),
+    /// The message CRC does not match the message.
+    #[error("event-stream message checksum mismatch")]
+    MessageChecksum,
+    /// A header is cut short, has an unknown value type or a name or string that is not UTF-8.
+    #[error("invalid event-stream header: {0}")]
+    Header(&'static str),
     /// A message lacks the headers that say what it is.
     #[error("event-stream message without `{0}` header")]
     MissingHeader(&'static str),
@@ -45,7 +55,8 @@ pub enum DecodeError {
 #[derive(Debug)]
 pub struct EventDecoder {
     buf: BytesMut,
-    frames: MessageFrameDecoder,
+    /// Length of the message last returned, still at the front of `buf` while it is borrowed.
+    consumed: usize,
     max_message_bytes: u32,
 }
 
@@ -59,63 +70,219 @@ impl EventDecoder {
     /// A decoder that rejects messages larger than `max_message_bytes`.
     pub fn new(max_message_bytes: u32) -> Self {
         Self {
-            // Bedrock's frames are a few hundred bytes, and the buffer grows to a frame's
-            // declared size when one is larger. Starting at 1 KiB rather than 8 KiB took the load
-            // test's memory per held stream from 51.2 to 47.5 KiB.
-            buf: BytesMut::with_capacity(1024),
-            frames: MessageFrameDecoder::new(),
+            // Allocated by the first chunk, at that chunk's size: an idle stream between two
+            // small frames holds no more than it needs (loadtest/: memory per held stream).
+            buf: BytesMut::new(),
+            consumed: 0,
             max_message_bytes,
         }
     }
 
     /// Appends a chunk of the upstream body.
     pub fn push(&mut self, chunk: &[u8]) {
+        self.release();
         self.buf.extend_from_slice(chunk);
     }
 
     /// Bytes held that do not yet form a complete message.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.consumed
     }
 
     /// Returns the next complete message, `Ok(None)` when more bytes are needed.
-    pub fn next_message(&mut self) -> Result<Option<Message>, DecodeError> {
-        if self.buf.len() < PRELUDE_BYTES {
+    pub fn next_message(&mut self) -> Result<Option<Message<'_>>, DecodeError> {
+        self.release();
+        let Some(prelude) = self.buf.get(..PRELUDE_BYTES) else {
             return Ok(None);
-        }
-        let total = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
-        let prelude_crc = u32::from_be_bytes([self.buf[8], self.buf[9], self.buf[10], self.buf[11]]);
-        if crc32fast::hash(&self.buf[..8]) != prelude_crc {
-            return Err(DecodeError::PreludeChecksum);
-        }
-        if total < MIN_MESSAGE_BYTES {
-            return Err(DecodeError::InvalidLength(total));
-        }
-        if total > self.max_message_bytes {
-            return Err(DecodeError::TooLarge(total));
-        }
-        if self.buf.len() < total as usize {
+        };
+        let (total, headers_len) = check_prelude(prelude, self.max_message_bytes)?;
+        if self.buf.len() < total {
             // Make room for the rest once, instead of growing chunk by chunk.
-            self.buf.reserve(total as usize - self.buf.len());
+            self.buf.reserve(total - self.buf.len());
             return Ok(None);
         }
-        // The whole message is buffered, so the library decodes it in one call and keeps no
-        // state between calls.
-        let mut frame = self.buf.split_to(total as usize);
-        match self.frames.decode_frame(&mut frame) {
-            Ok(DecodedFrame::Complete(message)) => Ok(Some(message)),
-            Ok(DecodedFrame::Incomplete) => Err(DecodeError::InvalidLength(total)),
-            Err(e) => Err(DecodeError::Frame(e.to_string())),
-        }
+        self.consumed = total;
+        read_frame(&self.buf[..total], headers_len).map(Some)
     }
 
     /// Called when the upstream body ended: an error if a partial message is left over.
     pub fn finish(&self) -> Result<(), DecodeError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::Truncated(self.buf.len()))
+        match self.buffered() {
+            0 => Ok(()),
+            pending => Err(DecodeError::Truncated(pending)),
         }
+    }
+
+    /// Drops the message returned last.
+    fn release(&mut self) {
+        if self.consumed > 0 {
+            self.buf.advance(self.consumed);
+            self.consumed = 0;
+        }
+    }
+}
+
+/// Decodes one whole message (prelude, headers, payload, CRC) from `frame`, which holds
+/// exactly that message; the caller has checked the prelude CRC and lengths.
+fn read_frame(frame: &[u8], headers_len: usize) -> Result<Message<'_>, DecodeError> {
+    let (body, crc) = frame.split_at(frame.len() - 4);
+    if crc32fast::hash(body) != be32(crc, 0) {
+        return Err(DecodeError::MessageChecksum);
+    }
+    let (headers, payload) = body[PRELUDE_BYTES..].split_at(headers_len);
+    let mut message = Message {
+        headers,
+        payload,
+        known: Known::default(),
+    };
+    let mut rest = headers;
+    while !rest.is_empty() {
+        let (name, value) = next_header(&mut rest)?;
+        if let HeaderValueRef::String(value) = value {
+            let slot = match name {
+                ":message-type" => &mut message.known.message_type,
+                ":event-type" => &mut message.known.event_type,
+                ":exception-type" => &mut message.known.exception_type,
+                ":error-code" => &mut message.known.error_code,
+                ":error-message" => &mut message.known.error_message,
+                _ => continue,
+            };
+            // Names may repeat (the library keeps both); the first one counts.
+            slot.get_or_insert(value);
+        }
+    }
+    Ok(message)
+}
+
+/// Decodes a whole message held in `frame`, checking both CRCs; bytes after it are an error.
+pub fn read_message(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
+    let prelude = frame
+        .get(..PRELUDE_BYTES)
+        .ok_or(DecodeError::Truncated(frame.len()))?;
+    let (total, headers_len) = check_prelude(prelude, u32::MAX)?;
+    if total != frame.len() {
+        return Err(DecodeError::InvalidLength(be32(frame, 0)));
+    }
+    read_frame(frame, headers_len)
+}
+
+/// Checks the 12-byte prelude (reference: event-stream §4) before its lengths are trusted and
+/// returns the message and headers lengths.
+fn check_prelude(prelude: &[u8], max_message_bytes: u32) -> Result<(usize, usize), DecodeError> {
+    let (total, headers_len) = (be32(prelude, 0), be32(prelude, 4));
+    if crc32fast::hash(&prelude[..8]) != be32(prelude, 8) {
+        return Err(DecodeError::PreludeChecksum);
+    }
+    if total < MIN_MESSAGE_BYTES || headers_len > total - MIN_MESSAGE_BYTES {
+        return Err(DecodeError::InvalidLength(total));
+    }
+    if total > max_message_bytes {
+        return Err(DecodeError::TooLarge(total));
+    }
+    Ok((total as usize, headers_len as usize))
+}
+
+/// The big-endian `u32` at `at`; the caller has checked the length.
+fn be32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// Takes one header off the front of `rest` (reference: event-stream §3).
+fn next_header<'b>(rest: &mut &'b [u8]) -> Result<(&'b str, HeaderValueRef<'b>), DecodeError> {
+    let cut = DecodeError::Header("cut short");
+    let (&name_len, tail) = rest.split_first().ok_or(cut)?;
+    let (name, tail) = tail.split_at_checked(usize::from(name_len)).ok_or(cut)?;
+    let name = std::str::from_utf8(name).map_err(|_| DecodeError::Header("name is not UTF-8"))?;
+    let (&value_type, tail) = tail.split_first().ok_or(cut)?;
+    let fixed = |n: usize| tail.split_at_checked(n).ok_or(cut);
+    let (value, tail) = match value_type {
+        0 => (HeaderValueRef::Bool(true), tail),
+        1 => (HeaderValueRef::Bool(false), tail),
+        2 => fixed(1).map(|(v, t)| (HeaderValueRef::Byte(v[0] as i8), t))?,
+        3 => fixed(2).map(|(v, t)| (HeaderValueRef::Int16(i16::from_be_bytes([v[0], v[1]])), t))?,
+        4 => fixed(4).map(|(v, t)| (HeaderValueRef::Int32(be32(v, 0) as i32), t))?,
+        5 => fixed(8).map(|(v, t)| (HeaderValueRef::Int64(i64::from_be_bytes(dword(v))), t))?,
+        6 | 7 => {
+            let (len, tail) = fixed(2)?;
+            let (bytes, tail) = tail
+                .split_at_checked(usize::from(u16::from_be_bytes([len[0], len[1]])))
+                .ok_or(cut)?;
+            if value_type == 6 {
+                (HeaderValueRef::Bytes(bytes), tail)
+            } else {
+                let text = std::str::from_utf8(bytes)
+                    .map_err(|_| DecodeError::Header("string value is not UTF-8"))?;
+                (HeaderValueRef::String(text), tail)
+            }
+        }
+        8 => fixed(8).map(|(v, t)| (HeaderValueRef::Timestamp(i64::from_be_bytes(dword(v))), t))?,
+        9 => fixed(16).map(|(v, t)| {
+            let mut uuid = [0; 16];
+            uuid.copy_from_slice(v);
+            (HeaderValueRef::Uuid(u128::from_be_bytes(uuid)), t)
+        })?,
+        _ => return Err(DecodeError::Header("unknown value type")),
+    };
+    *rest = tail;
+    Ok((name, value))
+}
+
+/// The eight bytes at the front of `v`; the caller has checked the length.
+fn dword(v: &[u8]) -> [u8; 8] {
+    [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]]
+}
+
+/// A header value as it lies in the frame (reference: event-stream §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum HeaderValueRef<'b> {
+    Bool(bool),
+    Byte(i8),
+    Int16(i16),
+    Int32(i32),
+    Int64(i64),
+    Bytes(&'b [u8]),
+    String(&'b str),
+    /// Milliseconds since the Unix epoch.
+    Timestamp(i64),
+    Uuid(u128),
+}
+
+/// The string headers that say what a message is, found while its headers are checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Known<'b> {
+    message_type: Option<&'b str>,
+    event_type: Option<&'b str>,
+    exception_type: Option<&'b str>,
+    error_code: Option<&'b str>,
+    error_message: Option<&'b str>,
+}
+
+/// One decoded message, borrowing the frame it was decoded from. Its headers have been
+/// checked; [`Message::headers`] walks them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Message<'b> {
+    headers: &'b [u8],
+    payload: &'b [u8],
+    known: Known<'b>,
+}
+
+impl<'b> Message<'b> {
+    /// The payload.
+    pub fn payload(&self) -> &'b [u8] {
+        self.payload
+    }
+
+    /// Every header in frame order (names may repeat).
+    pub fn headers(&self) -> impl Iterator<Item = (&'b str, HeaderValueRef<'b>)> + use<'b> {
+        let mut rest = self.headers;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                None
+            } else {
+                next_header(&mut rest).ok()
+            }
+        })
     }
 }
 
@@ -127,14 +294,14 @@ pub enum Frame<'m> {
         /// `:event-type`, e.g. `contentBlockDelta`.
         event_type: &'m str,
         /// The JSON payload.
-        payload: &'m Bytes,
+        payload: &'m [u8],
     },
     /// `:message-type` `exception`: a modeled exception, JSON payload with `message`.
     Exception {
         /// `:exception-type`, e.g. `throttlingException`.
         exception_type: &'m str,
         /// The JSON payload.
-        payload: &'m Bytes,
+        payload: &'m [u8],
     },
     /// `:message-type` `error`: an unmodeled failure described by headers.
     Error {
@@ -145,35 +312,29 @@ pub enum Frame<'m> {
     },
 }
 
-/// Looks a string header up by name (headers carry no order; names may repeat, first wins).
-pub fn header_str<'m>(message: &'m Message, name: &str) -> Option<&'m str> {
-    message
-        .headers()
-        .iter()
-        .find(|h| h.name().as_str() == name)
-        .and_then(|h| h.value().as_string().ok())
-        .map(|s| s.as_str())
-}
-
-/// Classifies a message by its `:message-type` header, without allocating.
-pub fn classify(message: &Message) -> Result<Frame<'_>, DecodeError> {
-    let message_type =
-        header_str(message, ":message-type").ok_or(DecodeError::MissingHeader(":message-type"))?;
+/// Classifies a message by its `:message-type` header (reference: event-stream §5).
+pub fn classify<'m>(message: &Message<'m>) -> Result<Frame<'m>, DecodeError> {
+    let known = &message.known;
+    let message_type = known
+        .message_type
+        .ok_or(DecodeError::MissingHeader(":message-type"))?;
     match message_type {
         "event" => Ok(Frame::Event {
-            event_type: header_str(message, ":event-type")
+            event_type: known
+                .event_type
                 .ok_or(DecodeError::MissingHeader(":event-type"))?,
-            payload: message.payload(),
+            payload: message.payload,
         }),
         "exception" => Ok(Frame::Exception {
-            exception_type: header_str(message, ":exception-type")
+            exception_type: known
+                .exception_type
                 .ok_or(DecodeError::MissingHeader(":exception-type"))?,
-            payload: message.payload(),
+            payload: message.payload,
         }),
         // `error` and anything unknown: a generic failure.
         _ => Ok(Frame::Error {
-            code: header_str(message, ":error-code").unwrap_or(message_type),
-            message: header_str(message, ":error-message").unwrap_or(""),
+            code: known.error_code.unwrap_or(message_type),
+            message: known.error_message.unwrap_or(""),
         }),
     }
 }
@@ -182,7 +343,7 @@ fn string_header(name: &'static str, value: &str) -> Header {
     Header::new(name, HeaderValue::String(value.to_owned().into()))
 }
 
-fn write(message: &Message, out: &mut Vec<u8>) {
+fn write(message: &OwnedMessage, out: &mut Vec<u8>) {
     // Writing into a Vec cannot fail for header names and values within the encoder's limits,
     // which every caller here (the mock, tests, benches) respects.
     if let Err(e) = write_message_to(message, out) {
@@ -193,7 +354,7 @@ fn write(message: &Message, out: &mut Vec<u8>) {
 /// Encodes an event message as Bedrock sends it (`:event-type`, `:content-type`,
 /// `:message-type`), appending it to `out`.
 pub fn encode_event(event_type: &str, payload: &[u8], out: &mut Vec<u8>) {
-    let message = Message::new(Bytes::copy_from_slice(payload))
+    let message = OwnedMessage::new(Bytes::copy_from_slice(payload))
         .add_header(string_header(":event-type", event_type))
         .add_header(string_header(":content-type", "application/json"))
         .add_header(string_header(":message-type", "event"));
@@ -202,7 +363,7 @@ pub fn encode_event(event_type: &str, payload: &[u8], out: &mut Vec<u8>) {
 
 /// Encodes an exception message (`:exception-type`, `:content-type`, `:message-type`).
 pub fn encode_exception(exception_type: &str, payload: &[u8], out: &mut Vec<u8>) {
-    let message = Message::new(Bytes::copy_from_slice(payload))
+    let message = OwnedMessage::new(Bytes::copy_from_slice(payload))
         .add_header(string_header(":exception-type", exception_type))
         .add_header(string_header(":content-type", "application/json"))
         .add_header(string_header(":message-type", "exception"));
@@ -234,32 +395,48 @@ mod tests {
             for chunk in stream.chunks(size) {
                 d.push(chunk);
                 while let Some(m) = d.next_message().unwrap() {
-                    got.push(m);
+                    got.push(match classify(&m).unwrap() {
+                        Frame::Event { event_type, payload } => {
+                            ("event", event_type.to_owned(), payload.to_vec())
+                        }
+                        Frame::Exception {
+                            exception_type,
+                            payload,
+                        } => ("exception", exception_type.to_owned(), payload.to_vec()),
+                        other => panic!("{other:?}"),
+                    });
                 }
             }
             d.finish().unwrap();
             assert_eq!(got.len(), 2, "split {size}");
-            match classify(&got[0]).unwrap() {
-                Frame::Event { event_type, payload } => {
-                    assert_eq!(event_type, "contentBlockDelta");
-                    assert_eq!(
-                        &payload[..],
-                        br#"{"contentBlockIndex":0,"delta":{"text":"Hi"},"p":"abcd"}"#
-                    );
-                }
-                other => panic!("{other:?}"),
-            }
-            match classify(&got[1]).unwrap() {
-                Frame::Exception {
-                    exception_type,
-                    payload,
-                } => {
-                    assert_eq!(exception_type, "throttlingException");
-                    assert!(payload.starts_with(b"{\"message\":\"Too many requests"));
-                }
-                other => panic!("{other:?}"),
-            }
+            assert_eq!(got[0].0, "event");
+            assert_eq!(got[0].1, "contentBlockDelta");
+            assert_eq!(
+                got[0].2,
+                br#"{"contentBlockIndex":0,"delta":{"text":"Hi"},"p":"abcd"}"#
+            );
+            assert_eq!(got[1].0, "exception");
+            assert_eq!(got[1].1, "throttlingException");
+            assert!(got[1].2.starts_with(b"{\"message\":\"Too many requests"));
         }
+    }
+
+    #[test]
+    fn reference_headers_are_read_in_frame_order() {
+        let frame = hex(DELTA_HEX);
+        let message = read_message(&frame).unwrap();
+        let headers: Vec<_> = message.headers().collect();
+        assert_eq!(
+            headers,
+            [
+                (":event-type", HeaderValueRef::String("contentBlockDelta")),
+                (":content-type", HeaderValueRef::String("application/json")),
+                (":message-type", HeaderValueRef::String("event")),
+            ]
+        );
+        let mut longer = frame.clone();
+        longer.push(0);
+        assert_eq!(read_message(&longer), Err(DecodeError::InvalidLength(0x9f)));
     }
 
     #[test]
@@ -308,7 +485,7 @@ mod tests {
         frame[last] ^= 1;
         let mut d = EventDecoder::default();
         d.push(&frame);
-        assert!(matches!(d.next_message(), Err(DecodeError::Frame(_))));
+        assert_eq!(d.next_message(), Err(DecodeError::MessageChecksum));
     }
 
     #[test]

@@ -16,10 +16,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use aws_smithy_types::event_stream::Message;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
 use hyper::body::Incoming;
+use serde::Deserialize;
 use tokio::time::{Instant, Sleep};
 
 use crate::bedrock::eventstream::{self, EventDecoder};
@@ -135,7 +135,14 @@ where
     fn poll_first_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             match self.decoder.next_message() {
-                Ok(Some(message)) => return Poll::Ready(self.first_message(&message)),
+                Ok(Some(message)) => {
+                    let first = first_message(&message, &mut self.translator, &mut self.out);
+                    if first.is_ok() {
+                        // The first event may already complete the stream (a one-message reply).
+                        self.drain_decoder();
+                    }
+                    return Poll::Ready(first);
+                }
                 Ok(None) => {}
                 Err(e) => return Poll::Ready(Err(Error::UpstreamProtocol(e.to_string().into()))),
             }
@@ -164,28 +171,6 @@ where
                     return Poll::Ready(Err(Error::UpstreamTimeout(TimeoutKind::Idle)));
                 }
             }
-        }
-    }
-
-    fn first_message(&mut self, message: &Message) -> Result<(), Error> {
-        match eventstream::classify(message) {
-            Ok(eventstream::Frame::Exception {
-                exception_type,
-                payload,
-            }) => Err(Error::upstream(
-                exception_type,
-                0,
-                &exception_message(payload),
-                None,
-            )),
-            Ok(eventstream::Frame::Error { code, message }) => Err(Error::upstream(code, 0, message, None)),
-            Ok(eventstream::Frame::Event { .. }) => {
-                self.translator.on_message(message, &mut self.out)?;
-                // The first event may already complete the stream (a one-message reply).
-                self.drain_decoder();
-                Ok(())
-            }
-            Err(e) => Err(Error::UpstreamProtocol(e.to_string().into())),
         }
     }
 
@@ -340,11 +325,37 @@ impl<B> Drop for SseBody<B> {
     }
 }
 
+/// The stream's first message: an exception or error is the request's [`Error`], so the client
+/// still gets a real status code; an event is translated into `out`.
+fn first_message(
+    message: &eventstream::Message<'_>,
+    translator: &mut StreamTranslator,
+    out: &mut BytesMut,
+) -> Result<(), Error> {
+    match eventstream::classify(message) {
+        Ok(eventstream::Frame::Exception {
+            exception_type,
+            payload,
+        }) => Err(Error::upstream(
+            exception_type,
+            0,
+            &exception_message(payload),
+            None,
+        )),
+        Ok(eventstream::Frame::Error { code, message }) => Err(Error::upstream(code, 0, message, None)),
+        Ok(eventstream::Frame::Event { .. }) => translator.on_message(message, out),
+        Err(e) => Err(Error::UpstreamProtocol(e.to_string().into())),
+    }
+}
+
 /// The `message` of an exception payload (`{"message":"…"}`), or a generic text.
 pub fn exception_message(payload: &[u8]) -> String {
-    let mut scratch = payload.to_vec();
-    simd_json::serde::from_slice::<ExceptionEvent<'_>>(&mut scratch)
-        .ok()
-        .and_then(|event| event.text().map(str::to_owned))
-        .unwrap_or_else(|| "Bedrock reported an error in the stream".to_owned())
+    crate::json::parse_copy(payload, |payload| {
+        ExceptionEvent::deserialize(payload)
+            .ok()
+            .and_then(|event| event.text().map(str::to_owned))
+    })
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| "Bedrock reported an error in the stream".to_owned())
 }

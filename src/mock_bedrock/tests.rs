@@ -576,7 +576,10 @@ async fn bad_crc_corrupts_the_frame_after_message_start() {
     let mock = mk_mock(MockConfig::default()).await;
     let (events, end) = read_stream(send(&mk_client(), &mock, "converse-stream", "mock:bad_crc").await).await;
     assert_eq!(kinds(&events), ["event:messageStart"]);
-    assert!(matches!(end, End::Decode(DecodeError::Frame(_))), "{end:?}");
+    assert!(
+        matches!(end, End::Decode(DecodeError::MessageChecksum)),
+        "{end:?}"
+    );
 }
 
 #[tokio::test]

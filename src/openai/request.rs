@@ -14,7 +14,7 @@ use std::marker::PhantomData;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use simd_json::{Buffers, ErrorType};
+use simd_json::ErrorType;
 
 use crate::bedrock::converse::{GuardrailConfig, JsonValue, PerformanceConfig, PromptVariables, StrMap};
 use crate::error::InvalidRequest;
@@ -401,29 +401,30 @@ pub struct FileRef<'a> {
 // === impl ChatCompletionRequest ===
 
 impl<'a> ChatCompletionRequest<'a> {
-    /// Parses a request body in place (simd-json rewrites `buf`), reusing `buffers`.
+    /// Parses a request body in place: simd-json rewrites `buf` and pads it with spaces
+    /// ([`crate::json::parse_in_place`]).
     ///
     /// Malformed JSON, a value of the wrong type (`param` = its JSON path) and a missing
     /// `model`, `messages`, role or part type are errors; everything else, including which
     /// members are allowed, is the translator's call.
-    pub fn parse(buf: &'a mut [u8], buffers: &mut Buffers) -> Result<Self, InvalidRequest> {
+    pub fn parse(buf: &'a mut Vec<u8>) -> Result<Self, InvalidRequest> {
         if buf.iter().all(u8::is_ascii_whitespace) {
             return Err(body_error(
                 "could not parse the JSON body: the body is empty".to_owned(),
             ));
         }
-        let mut deserializer =
-            simd_json::Deserializer::from_slice_with_buffers(buf, buffers).map_err(|e| {
-                body_error(format!(
-                    "could not parse the JSON body: {} at byte {}",
-                    describe_syntax(&e),
-                    e.index()
-                ))
-            })?;
         let mut fault = Fault::default();
-        let request = (&mut deserializer)
-            .deserialize_map(RequestVisitor { fault: &mut fault })
-            .map_err(|e| fault.into_invalid(&e))?;
+        let request = crate::json::parse_in_place(buf, |deserializer| {
+            deserializer.deserialize_map(RequestVisitor { fault: &mut fault })
+        })
+        .map_err(|e| {
+            body_error(format!(
+                "could not parse the JSON body: {} at byte {}",
+                describe_syntax(&e),
+                e.index()
+            ))
+        })?
+        .map_err(|e| fault.into_invalid(&e))?;
         if !request.has_model {
             return Err(missing("model".into()));
         }

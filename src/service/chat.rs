@@ -1,6 +1,5 @@
 //! `POST /v1/chat/completions`: read, parse once, route, translate, sign, send, respond.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -22,14 +21,6 @@ use crate::translate::response::{ResponseMeta, Usage, to_chat_completion_with};
 use crate::translate::stream::StreamTranslator;
 use crate::translate::{self};
 use crate::upstream::{Operation, breaker, retry};
-
-/// Bodies up to this size are parsed with the worker thread's reusable simd-json buffers;
-/// larger ones get their own, so a rare huge request does not pin memory on every thread.
-const REUSE_BUFFERS_UP_TO: usize = 64 * 1024;
-
-thread_local! {
-    static PARSE_BUFFERS: RefCell<simd_json::Buffers> = RefCell::new(simd_json::Buffers::default());
-}
 
 /// Handles one chat completion, streaming or not, and counts it in the metrics with its
 /// model (streams when their headers go out; their end is counted by the stream).
@@ -83,12 +74,7 @@ async fn respond(
     // the first await on the upstream. The only await inside is fetching image URLs, when that
     // is enabled and the request has any.
     let (route, stream, include_usage, converse, translation) = {
-        let parsed = if body_len <= REUSE_BUFFERS_UP_TO {
-            PARSE_BUFFERS
-                .with(|buffers| ChatCompletionRequest::parse(&mut body, &mut buffers.borrow_mut()))?
-        } else {
-            ChatCompletionRequest::parse(&mut body, &mut simd_json::Buffers::new(body_len))?
-        };
+        let parsed = ChatCompletionRequest::parse(&mut body)?;
         let route = shared
             .models
             .get(parsed.model)

@@ -139,13 +139,14 @@ pub fn finish_reason(stop_reason: &str, has_tool_calls: bool) -> Result<&'static
 }
 
 /// Translates a Converse response body into a `chat.completion` body appended to `out`,
-/// returning the usage for metrics. The body is parsed in place (simd-json rewrites it).
+/// returning the usage for metrics. The body is parsed in place (simd-json rewrites it and
+/// pads it with spaces: [`crate::json::parse_in_place`]).
 ///
 /// A body that is not a Converse response, or has no `output.message`, is
 /// [`Error::UpstreamProtocol`] (502); the `malformed_*` stop reasons are
 /// [`Error::MalformedModelOutput`].
 pub fn to_chat_completion(
-    converse_body: &mut [u8],
+    converse_body: &mut Vec<u8>,
     meta: &ResponseMeta<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Error> {
@@ -155,13 +156,14 @@ pub fn to_chat_completion(
 /// [`to_chat_completion`] for a reply shaped by the request (structured-output emulation,
 /// legacy functions, suppressed tool calls).
 pub fn to_chat_completion_with(
-    converse_body: &mut [u8],
+    converse_body: &mut Vec<u8>,
     meta: &ResponseMeta<'_>,
     shape: &ResponseShape,
     out: &mut Vec<u8>,
 ) -> Result<Usage, Error> {
-    let mut deserializer = simd_json::Deserializer::from_slice(converse_body).map_err(unreadable)?;
-    let body = ConverseResponse::deserialize(&mut deserializer).map_err(unreadable)?;
+    let body = crate::json::parse_in_place(converse_body, |d| ConverseResponse::deserialize(d))
+        .and_then(|body| body)
+        .map_err(unreadable)?;
     let message = body
         .output
         .and_then(|o| o.message)

@@ -2,13 +2,13 @@
 //! event-stream §6–§7).
 //!
 //! [`StreamTranslator`] holds the per-stream state of mapping §7.2 and appends zero or more
-//! `data: …\n\n` records to the caller's buffer for each upstream message. Payloads are copied
-//! into one reused scratch buffer and parsed there with reused simd-json buffers and tape, so a
-//! steady stream allocates nothing per event beyond what the frame decoder does.
+//! `data: …\n\n` records to the caller's buffer for each upstream message. Payloads are parsed
+//! in a copy with the worker thread's simd-json buffers ([`json::parse_copy`]), so a steady
+//! stream allocates nothing per event and an idle one holds no parse buffers.
 
 use bytes::BytesMut;
 use serde::Deserialize;
-use simd_json::{Buffers, Tape};
+use simd_json::Deserializer;
 
 use crate::bedrock::eventstream::{self, Frame};
 use crate::bedrock::stream::{
@@ -16,6 +16,7 @@ use crate::bedrock::stream::{
     MessageStartEvent, MessageStopEvent, MetadataEvent,
 };
 use crate::error::{Error, classify_bedrock, write_error_object};
+use crate::json;
 use crate::openai::response::{ChunkWriter, DONE_RECORD};
 use crate::translate::response::{ResponseMeta, ResponseShape, ToolUseRole, Usage, finish_reason};
 
@@ -26,7 +27,6 @@ pub const TRUNCATED_CODE: &str = "upstream_stream_truncated";
 #[derive(Debug)]
 pub struct StreamTranslator {
     state: State,
-    parser: PayloadParser,
 }
 
 #[derive(Debug)]
@@ -96,7 +96,6 @@ impl StreamTranslator {
                 shape,
                 usage: None,
             },
-            parser: PayloadParser::default(),
         }
     }
 
@@ -107,7 +106,7 @@ impl StreamTranslator {
     /// the caller ends the stream with [`StreamTranslator::on_failure`].
     pub fn on_message(
         &mut self,
-        message: &aws_smithy_types::event_stream::Message,
+        message: &eventstream::Message<'_>,
         out: &mut BytesMut,
     ) -> Result<(), Error> {
         if self.state.finished {
@@ -135,138 +134,16 @@ impl StreamTranslator {
 
     /// Translates one event, named by its `:event-type`, with its JSON payload.
     pub fn on_event(&mut self, event_type: &str, payload: &[u8], out: &mut BytesMut) -> Result<(), Error> {
-        let Self { state, parser } = self;
-        if state.finished {
+        let kind = EventType::from_name(event_type);
+        if self.state.finished || kind == EventType::Unknown {
             return Ok(());
         }
         let malformed = |e: simd_json::Error| {
             Error::UpstreamProtocol(format!("malformed `{event_type}` event: {e}").into())
         };
-        match EventType::from_name(event_type) {
-            EventType::MessageStart => {
-                parser
-                    .parse::<MessageStartEvent<'_>>(payload)
-                    .map_err(malformed)?;
-                if !state.stopped {
-                    state.ensure_role(out);
-                }
-            }
-            EventType::ContentBlockStart => {
-                let event: ContentBlockStartEvent<'_> = parser.parse(payload).map_err(malformed)?;
-                if let Some(tool_use) = event.start.tool_use
-                    && !state.stopped
-                {
-                    state.ensure_role(out);
-                    let kind = match state.shape.tool_use_role(tool_use.name) {
-                        ToolUseRole::Content => ToolBlockKind::Content,
-                        ToolUseRole::Dropped => ToolBlockKind::Dropped,
-                        // The deprecated API has one call per turn: later ones are dropped.
-                        ToolUseRole::Call if state.shape.legacy_functions => {
-                            if state.calls == 0 {
-                                state.chunks.function_call_start(out, tool_use.name);
-                                state.calls = 1;
-                                ToolBlockKind::Function
-                            } else {
-                                ToolBlockKind::Dropped
-                            }
-                        }
-                        ToolUseRole::Call => {
-                            let index = state.calls;
-                            state.calls = state.calls.saturating_add(1);
-                            state
-                                .chunks
-                                .tool_call_start(out, index, tool_use.tool_use_id, tool_use.name);
-                            ToolBlockKind::Call(index)
-                        }
-                    };
-                    state.tools.push(ToolBlock {
-                        block: event.content_block_index,
-                        kind,
-                        args_sent: false,
-                    });
-                }
-                // toolResult and image blocks have no OpenAI equivalent.
-            }
-            EventType::ContentBlockDelta => {
-                let event: ContentBlockDeltaEvent<'_> = parser.parse(payload).map_err(malformed)?;
-                if state.stopped {
-                    return Ok(());
-                }
-                if let Some(text) = event.delta.text {
-                    if !text.is_empty() {
-                        state.ensure_role(out);
-                        state.chunks.content(out, text);
-                    }
-                } else if let Some(tool_use) = event.delta.tool_use {
-                    let Some(position) = state.tool_position(event.content_block_index) else {
-                        return Err(Error::UpstreamProtocol(
-                            format!(
-                                "tool input for content block {} without a toolUse start",
-                                event.content_block_index
-                            )
-                            .into(),
-                        ));
-                    };
-                    if !tool_use.input.is_empty() {
-                        state.arguments(out, position, tool_use.input);
-                    }
-                } else if let Some(reasoning) = event.delta.reasoning_content {
-                    // Reasoning goes to the extension members, never into `content`.
-                    if let Some(text) = reasoning.text.filter(|t| !t.is_empty()) {
-                        state.ensure_role(out);
-                        state.chunks.reasoning(out, text);
-                    }
-                    if let Some(signature) = reasoning.signature.filter(|s| !s.is_empty()) {
-                        state.ensure_role(out);
-                        state.chunks.reasoning_signature(out, signature);
-                    }
-                    if let Some(data) = reasoning.redacted_content.filter(|d| !d.is_empty()) {
-                        state.ensure_role(out);
-                        state.chunks.redacted_reasoning(out, data);
-                    }
-                }
-                // Citation, image and tool-result deltas have no place in a chunk.
-            }
-            EventType::ContentBlockStop => {
-                let event: ContentBlockStopEvent = parser.parse(payload).map_err(malformed)?;
-                if let Some(position) = state.tool_position(event.content_block_index)
-                    && !state.stopped
-                    && !state.tools[position].args_sent
-                {
-                    // A tool without arguments may stream no fragment at all; clients must
-                    // still get a JSON object, not "".
-                    state.arguments(out, position, "{}");
-                }
-            }
-            EventType::MessageStop => {
-                let event: MessageStopEvent<'_> = parser.parse(payload).map_err(malformed)?;
-                if state.stopped {
-                    return Ok(());
-                }
-                match finish_reason(event.stop_reason, state.calls > 0) {
-                    Ok(reason) => {
-                        state.ensure_role(out);
-                        state.chunks.finish(out, state.shape.call_finish_reason(reason));
-                        state.stopped = true;
-                    }
-                    Err(code) => {
-                        let err = Error::MalformedModelOutput(code);
-                        state.error_record(out, &err.to_string(), err.openai_type(), None, err.code());
-                    }
-                }
-            }
-            EventType::Metadata => {
-                let event: MetadataEvent = parser.parse(payload).map_err(malformed)?;
-                if let Some(usage) = &event.usage {
-                    state.usage = Some(Usage::from(usage));
-                }
-                if state.stopped {
-                    state.done(out);
-                }
-            }
-            EventType::Unknown => {}
-        }
-        Ok(())
+        let state = &mut self.state;
+        json::parse_copy(payload, |payload| state.on_event(kind, payload, &malformed, out))
+            .map_err(malformed)?
     }
 
     /// Ends the stream after a gateway-side failure once headers were sent (idle timeout,
@@ -315,17 +192,158 @@ impl StreamTranslator {
     }
 
     fn on_exception(&mut self, exception_type: &str, payload: &[u8], out: &mut BytesMut) {
-        let Self { state, parser } = self;
-        let event = parser.parse::<ExceptionEvent<'_>>(payload).unwrap_or_default();
-        let message = event.text().filter(|m| !m.is_empty()).unwrap_or(exception_type);
-        let class = classify_bedrock(exception_type, 0, message);
-        state.error_record(out, message, class.openai_type, None, class.code);
+        let state = &mut self.state;
+        let mut record = |message: &str| {
+            let class = classify_bedrock(exception_type, 0, message);
+            state.error_record(out, message, class.openai_type, None, class.code);
+        };
+        let parsed = json::parse_copy(payload, |payload| {
+            let event = ExceptionEvent::deserialize(payload).unwrap_or_default();
+            record(event.text().filter(|m| !m.is_empty()).unwrap_or(exception_type));
+        });
+        if parsed.is_err() {
+            record(exception_type);
+        }
     }
 }
 
 // === impl State ===
 
 impl State {
+    /// One event whose payload is parsed and waiting in `payload`.
+    fn on_event(
+        &mut self,
+        kind: EventType,
+        payload: &mut Deserializer<'_>,
+        malformed: &impl Fn(simd_json::Error) -> Error,
+        out: &mut BytesMut,
+    ) -> Result<(), Error> {
+        let state = self;
+        match kind {
+            EventType::MessageStart => {
+                MessageStartEvent::deserialize(&mut *payload).map_err(malformed)?;
+                if !state.stopped {
+                    state.ensure_role(out);
+                }
+            }
+            EventType::ContentBlockStart => {
+                let event = ContentBlockStartEvent::deserialize(&mut *payload).map_err(malformed)?;
+                if let Some(tool_use) = event.start.tool_use
+                    && !state.stopped
+                {
+                    state.ensure_role(out);
+                    let kind = match state.shape.tool_use_role(tool_use.name) {
+                        ToolUseRole::Content => ToolBlockKind::Content,
+                        ToolUseRole::Dropped => ToolBlockKind::Dropped,
+                        // The deprecated API has one call per turn: later ones are dropped.
+                        ToolUseRole::Call if state.shape.legacy_functions => {
+                            if state.calls == 0 {
+                                state.chunks.function_call_start(out, tool_use.name);
+                                state.calls = 1;
+                                ToolBlockKind::Function
+                            } else {
+                                ToolBlockKind::Dropped
+                            }
+                        }
+                        ToolUseRole::Call => {
+                            let index = state.calls;
+                            state.calls = state.calls.saturating_add(1);
+                            state
+                                .chunks
+                                .tool_call_start(out, index, tool_use.tool_use_id, tool_use.name);
+                            ToolBlockKind::Call(index)
+                        }
+                    };
+                    state.tools.push(ToolBlock {
+                        block: event.content_block_index,
+                        kind,
+                        args_sent: false,
+                    });
+                }
+                // toolResult and image blocks have no OpenAI equivalent.
+            }
+            EventType::ContentBlockDelta => {
+                let event = ContentBlockDeltaEvent::deserialize(&mut *payload).map_err(malformed)?;
+                if state.stopped {
+                    return Ok(());
+                }
+                if let Some(text) = event.delta.text {
+                    if !text.is_empty() {
+                        state.ensure_role(out);
+                        state.chunks.content(out, text);
+                    }
+                } else if let Some(tool_use) = event.delta.tool_use {
+                    let Some(position) = state.tool_position(event.content_block_index) else {
+                        return Err(Error::UpstreamProtocol(
+                            format!(
+                                "tool input for content block {} without a toolUse start",
+                                event.content_block_index
+                            )
+                            .into(),
+                        ));
+                    };
+                    if !tool_use.input.is_empty() {
+                        state.arguments(out, position, tool_use.input);
+                    }
+                } else if let Some(reasoning) = event.delta.reasoning_content {
+                    // Reasoning goes to the extension members, never into `content`.
+                    if let Some(text) = reasoning.text.filter(|t| !t.is_empty()) {
+                        state.ensure_role(out);
+                        state.chunks.reasoning(out, text);
+                    }
+                    if let Some(signature) = reasoning.signature.filter(|s| !s.is_empty()) {
+                        state.ensure_role(out);
+                        state.chunks.reasoning_signature(out, signature);
+                    }
+                    if let Some(data) = reasoning.redacted_content.filter(|d| !d.is_empty()) {
+                        state.ensure_role(out);
+                        state.chunks.redacted_reasoning(out, data);
+                    }
+                }
+                // Citation, image and tool-result deltas have no place in a chunk.
+            }
+            EventType::ContentBlockStop => {
+                let event = ContentBlockStopEvent::deserialize(&mut *payload).map_err(malformed)?;
+                if let Some(position) = state.tool_position(event.content_block_index)
+                    && !state.stopped
+                    && !state.tools[position].args_sent
+                {
+                    // A tool without arguments may stream no fragment at all; clients must
+                    // still get a JSON object, not "".
+                    state.arguments(out, position, "{}");
+                }
+            }
+            EventType::MessageStop => {
+                let event = MessageStopEvent::deserialize(&mut *payload).map_err(malformed)?;
+                if state.stopped {
+                    return Ok(());
+                }
+                match finish_reason(event.stop_reason, state.calls > 0) {
+                    Ok(reason) => {
+                        state.ensure_role(out);
+                        state.chunks.finish(out, state.shape.call_finish_reason(reason));
+                        state.stopped = true;
+                    }
+                    Err(code) => {
+                        let err = Error::MalformedModelOutput(code);
+                        state.error_record(out, &err.to_string(), err.openai_type(), None, err.code());
+                    }
+                }
+            }
+            EventType::Metadata => {
+                let event = MetadataEvent::deserialize(&mut *payload).map_err(malformed)?;
+                if let Some(usage) = &event.usage {
+                    state.usage = Some(Usage::from(usage));
+                }
+                if state.stopped {
+                    state.done(out);
+                }
+            }
+            EventType::Unknown => {}
+        }
+        Ok(())
+    }
+
     fn ensure_role(&mut self, out: &mut BytesMut) {
         if !self.role_sent {
             self.role_sent = true;
@@ -379,47 +397,6 @@ impl State {
         out.extend_from_slice(&record);
         self.finished = true;
         self.failed = true;
-    }
-}
-
-// === impl PayloadParser ===
-
-/// Parses event payloads with buffers kept across events: the payload is copied into `scratch`
-/// with the padding simd-json needs, and the tape's allocation is recovered after each parse.
-#[derive(Default)]
-struct PayloadParser {
-    scratch: Vec<u8>,
-    buffers: Buffers,
-    tape: Option<Tape<'static>>,
-}
-
-impl std::fmt::Debug for PayloadParser {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PayloadParser")
-            .field("scratch_capacity", &self.scratch.capacity())
-            .finish_non_exhaustive()
-    }
-}
-
-impl PayloadParser {
-    fn parse<'s, T: Deserialize<'s>>(&'s mut self, payload: &[u8]) -> Result<T, simd_json::Error> {
-        let Self {
-            scratch,
-            buffers,
-            tape,
-        } = self;
-        scratch.clear();
-        scratch.extend_from_slice(payload);
-        scratch.resize(payload.len() + simd_json::INPUT_PADDING, b' ');
-        let mut filled: Tape<'s> = tape.take().unwrap_or_else(Tape::null).reset();
-        if let Err(e) = simd_json::fill_tape_padded(scratch, payload.len(), buffers, &mut filled) {
-            *tape = Some(filled.reset());
-            return Err(e);
-        }
-        let mut deserializer = simd_json::Deserializer::from_tape(filled);
-        let value = T::deserialize(&mut deserializer);
-        *tape = Some(deserializer.into_tape().reset());
-        value
     }
 }
 

@@ -2,8 +2,7 @@ use super::*;
 
 fn parse_with<T>(body: &str, f: impl FnOnce(Result<ChatCompletionRequest<'_>, InvalidRequest>) -> T) -> T {
     let mut buf = body.as_bytes().to_vec();
-    let mut buffers = Buffers::default();
-    f(ChatCompletionRequest::parse(&mut buf, &mut buffers))
+    f(ChatCompletionRequest::parse(&mut buf))
 }
 
 fn parse_err(body: &str) -> InvalidRequest {

@@ -6,8 +6,7 @@ use crate::error::Error;
 /// Parses `body` and translates it; the Converse body as a JSON value.
 fn translate_with(body: &str, opts: &RequestOptions) -> Result<Value, InvalidRequest> {
     let mut buf = body.as_bytes().to_vec();
-    let mut buffers = simd_json::Buffers::default();
-    let req = ChatCompletionRequest::parse(&mut buf, &mut buffers)?;
+    let req = ChatCompletionRequest::parse(&mut buf)?;
     let mut out = Vec::new();
     to_converse(&req, opts, &mut out)?;
     Ok(serde_json::from_slice(&out).unwrap())
@@ -23,8 +22,7 @@ fn translate_for(
     let model: ModelOptions = serde_yaml::from_str(model).unwrap();
     assert!(model.problems().is_empty(), "{:?}", model.problems());
     let mut buf = body.as_bytes().to_vec();
-    let mut buffers = simd_json::Buffers::default();
-    let req = ChatCompletionRequest::parse(&mut buf, &mut buffers)?;
+    let req = ChatCompletionRequest::parse(&mut buf)?;
     let opts = RequestOptions::default();
     let cx = Context {
         options: &opts,
@@ -622,8 +620,7 @@ fn reference_example_translates_exactly_as_in_mapping() {
 #[test]
 fn converse_body_borrows_the_clients_strings() {
     let mut buf = mk_body(r#""stop":"END""#).into_bytes();
-    let mut buffers = simd_json::Buffers::default();
-    let req = ChatCompletionRequest::parse(&mut buf, &mut buffers).unwrap();
+    let req = ChatCompletionRequest::parse(&mut buf).unwrap();
     let (opts, model) = (RequestOptions::default(), ModelOptions::default());
     let cx = Context {
         options: &opts,

@@ -50,12 +50,19 @@ fn deltas(records: &[Value]) -> Vec<Value> {
         .collect()
 }
 
-fn mk_message(headers: &[(&'static str, &str)], payload: &str) -> Message {
+/// One encoded event-stream frame with string headers.
+fn mk_message(headers: &[(&'static str, &str)], payload: &str) -> Vec<u8> {
     let mut m = Message::new(Bytes::copy_from_slice(payload.as_bytes()));
     for (name, value) in headers {
         m = m.add_header(Header::new(*name, HeaderValue::String(value.to_string().into())));
     }
-    m
+    let mut frame = Vec::new();
+    aws_smithy_eventstream::frame::write_message_to(&m, &mut frame).unwrap();
+    frame
+}
+
+fn decoded(frame: &[u8]) -> crate::bedrock::eventstream::Message<'_> {
+    crate::bedrock::eventstream::read_message(frame).unwrap()
 }
 
 const START: (&str, &str) = ("messageStart", r#"{"role":"assistant","p":"abc"}"#);
@@ -526,7 +533,7 @@ fn exception_frame_becomes_a_final_error_record() {
         ],
         r#"{"message":"Too many requests, please wait before trying again."}"#,
     );
-    t.on_message(&m, &mut out).unwrap();
+    t.on_message(&decoded(&m), &mut out).unwrap();
     let r = records(&out);
     assert_eq!(
         r[1],
@@ -536,10 +543,10 @@ fn exception_frame_becomes_a_final_error_record() {
     assert!(t.is_finished());
     let before = out.len();
     t.on_message(
-        &mk_message(
+        &decoded(&mk_message(
             &[(":message-type", "event"), (":event-type", "contentBlockDelta")],
             "{}",
-        ),
+        )),
         &mut out,
     )
     .unwrap();
@@ -559,7 +566,7 @@ fn exception_without_a_readable_message_uses_its_type() {
         ],
         "<html>",
     );
-    t.on_message(&m, &mut out).unwrap();
+    t.on_message(&decoded(&m), &mut out).unwrap();
     let r = records(&out);
     assert_eq!(r[0]["error"]["message"], "modelStreamErrorException");
     assert_eq!(r[0]["error"]["code"], "upstream_stream_error");
@@ -577,7 +584,7 @@ fn error_frame_uses_its_headers() {
         ],
         "",
     );
-    t.on_message(&m, &mut out).unwrap();
+    t.on_message(&decoded(&m), &mut out).unwrap();
     let r = records(&out);
     assert_eq!(r[0]["error"]["message"], "something broke");
     assert_eq!(r[0]["error"]["type"], "server_error");
@@ -589,7 +596,10 @@ fn message_without_type_header_is_an_error_for_the_caller() {
     let mut t = mk_translator(false);
     let mut out = BytesMut::new();
     let err = t
-        .on_message(&mk_message(&[(":event-type", "messageStart")], "{}"), &mut out)
+        .on_message(
+            &decoded(&mk_message(&[(":event-type", "messageStart")], "{}")),
+            &mut out,
+        )
         .unwrap_err();
     assert!(matches!(err, Error::UpstreamProtocol(_)));
 }
@@ -606,7 +616,7 @@ fn event_message_is_dispatched_by_its_event_type() {
         ],
         r#"{"contentBlockIndex":0,"delta":{"text":"Hi"},"p":"abcd"}"#,
     );
-    t.on_message(&m, &mut out).unwrap();
+    t.on_message(&decoded(&m), &mut out).unwrap();
     assert_eq!(deltas(&records(&out))[1], json!({"content": "Hi"}));
 }
 

@@ -109,8 +109,7 @@ fn remote_images_lists_each_http_url_of_user_messages_once_with_its_place() {
            {"type":"image_url","image_url":{"url":"HTTP://b/2.png"}},{"type":"image_url","image_url":{"url":"https://a/1.png"}}"#,
     );
     let mut buf = body.into_bytes();
-    let mut buffers = simd_json::Buffers::default();
-    let req = ChatCompletionRequest::parse(&mut buf, &mut buffers).unwrap();
+    let req = ChatCompletionRequest::parse(&mut buf).unwrap();
     let images = remote_images(&req);
     let found: Vec<(&str, &str)> = images.iter().map(|r| (r.url, r.param.as_str())).collect();
     assert_eq!(
