@@ -9,7 +9,7 @@
 //! buckets resolves both the gateway's own sub-millisecond overhead and minute-long streams.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -87,10 +87,10 @@ pub enum TokenKind {
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, EncodeLabelValue)]
 #[allow(non_camel_case_types, missing_docs)]
 pub enum Outcome {
-    ok,
-    upstream_error,
-    timeout,
-    client_cancelled,
+    ok = 0,
+    upstream_error = 1,
+    timeout = 2,
+    client_cancelled = 3,
 }
 
 impl From<crate::body::sse::StreamOutcome> for Outcome {
@@ -164,6 +164,47 @@ fn latency_histogram() -> Histogram {
 
 fn histogram_family<S: Clone + std::hash::Hash + Eq>() -> HistogramFamily<S> {
     Family::new_with_constructor(latency_histogram)
+}
+
+/// Handles to one model's chat series, resolved once per route (`Route::series`) so that a
+/// request updates its counters and histograms without hashing a label set; prometheus-client
+/// handles share their values with the family they came from. Stream outcomes are created
+/// together, so each model's `streams` series start at zero.
+#[derive(Debug)]
+pub struct ModelSeries {
+    requests_ok: Counter,
+    chat_duration: Histogram,
+    upstream_headers: Histogram,
+    upstream_first_event: Histogram,
+    first_chunk: Histogram,
+    stream_duration: Histogram,
+    streams: [Counter; 4],
+}
+
+impl ModelSeries {
+    /// A chat completion answered 2xx (streams: when their headers were sent).
+    pub fn chat_ok(&self, elapsed: Duration) {
+        self.requests_ok.inc();
+        self.chat_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Bedrock's response headers arrived `elapsed` after sending.
+    pub fn upstream_headers(&self, elapsed: Duration) {
+        self.upstream_headers.observe(elapsed.as_secs_f64());
+    }
+
+    /// Bedrock's first event arrived `since_send` after sending, and the first chunk for the
+    /// client was ready `since_request` after the request arrived.
+    pub fn first_event(&self, since_send: Duration, since_request: Duration) {
+        self.upstream_first_event.observe(since_send.as_secs_f64());
+        self.first_chunk.observe(since_request.as_secs_f64());
+    }
+
+    /// A stream ended.
+    pub fn stream_end(&self, outcome: Outcome, elapsed: Duration) {
+        self.streams[outcome as usize].inc();
+        self.stream_duration.observe(elapsed.as_secs_f64());
+    }
 }
 
 /// Every metric the gateway exports.
@@ -330,6 +371,49 @@ impl Metrics {
         GaugeGuard::new(&self.in_flight_streams)
     }
 
+    /// The handles of `model`'s chat series, resolved into `cell` on first use.
+    pub fn series<'c>(&self, cell: &'c OnceLock<ModelSeries>, model: &ModelLabel) -> &'c ModelSeries {
+        cell.get_or_init(|| {
+            let labels = ModelLabels {
+                model: Arc::clone(model),
+            };
+            let stream = |outcome| {
+                self.streams
+                    .get_or_create(&StreamLabels {
+                        model: Arc::clone(model),
+                        outcome,
+                    })
+                    .clone()
+            };
+            ModelSeries {
+                requests_ok: self
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        endpoint: Endpoint::chat_completions,
+                        model: Arc::clone(model),
+                        status: StatusClass::ok_2xx,
+                    })
+                    .clone(),
+                chat_duration: self
+                    .request_duration
+                    .get_or_create(&EndpointLabels {
+                        endpoint: Endpoint::chat_completions,
+                    })
+                    .clone(),
+                upstream_headers: self.upstream_headers.get_or_create(&labels).clone(),
+                upstream_first_event: self.upstream_first_event.get_or_create(&labels).clone(),
+                first_chunk: self.first_chunk.get_or_create(&labels).clone(),
+                stream_duration: self.stream_duration.get_or_create(&labels).clone(),
+                streams: [
+                    stream(Outcome::ok),
+                    stream(Outcome::upstream_error),
+                    stream(Outcome::timeout),
+                    stream(Outcome::client_cancelled),
+                ],
+            }
+        })
+    }
+
     /// A finished request (streams: when their headers were sent).
     pub fn request(&self, endpoint: Endpoint, model: &ModelLabel, status: StatusCode, elapsed: Duration) {
         self.requests
@@ -341,44 +425,6 @@ impl Metrics {
             .inc();
         self.request_duration
             .get_or_create(&EndpointLabels { endpoint })
-            .observe(elapsed.as_secs_f64());
-    }
-
-    /// Bedrock's response headers arrived `elapsed` after sending.
-    pub fn upstream_headers(&self, model: &ModelLabel, elapsed: Duration) {
-        self.upstream_headers
-            .get_or_create(&ModelLabels {
-                model: Arc::clone(model),
-            })
-            .observe(elapsed.as_secs_f64());
-    }
-
-    /// Bedrock's first event arrived `since_send` after sending, and the first chunk for the
-    /// client was ready `since_request` after the request arrived.
-    pub fn first_event(&self, model: &ModelLabel, since_send: Duration, since_request: Duration) {
-        let labels = ModelLabels {
-            model: Arc::clone(model),
-        };
-        self.upstream_first_event
-            .get_or_create(&labels)
-            .observe(since_send.as_secs_f64());
-        self.first_chunk
-            .get_or_create(&labels)
-            .observe(since_request.as_secs_f64());
-    }
-
-    /// A stream ended.
-    pub fn stream_end(&self, model: &ModelLabel, outcome: Outcome, elapsed: Duration) {
-        self.streams
-            .get_or_create(&StreamLabels {
-                model: Arc::clone(model),
-                outcome,
-            })
-            .inc();
-        self.stream_duration
-            .get_or_create(&ModelLabels {
-                model: Arc::clone(model),
-            })
             .observe(elapsed.as_secs_f64());
     }
 

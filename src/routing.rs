@@ -115,9 +115,16 @@ pub struct Route {
     pub fallbacks: Box<[Box<str>]>,
     /// Skips this route for a while after repeated failures.
     pub breaker: crate::upstream::breaker::CircuitBreaker,
+    /// This alias's chat metric handles, resolved on first use.
+    series: std::sync::OnceLock<crate::metrics::ModelSeries>,
 }
 
 impl Route {
+    /// This alias's chat metric series in `metrics`, without a label lookup after the first.
+    pub fn series(&self, metrics: &crate::metrics::Metrics) -> &crate::metrics::ModelSeries {
+        metrics.series(&self.series, &self.label)
+    }
+
     /// Builds a route, computing the encoded upstream URIs.
     pub fn new(
         alias: &str,
@@ -169,6 +176,7 @@ impl Route {
             invoke_uri: uri("invoke")?,
             fallbacks: entry.fallbacks.iter().map(|a| a.as_str().into()).collect(),
             breaker: crate::upstream::breaker::CircuitBreaker::default(),
+            series: std::sync::OnceLock::new(),
             model_id: entry.model_id.as_str().into(),
             region: region.into(),
             owned_by: owned_by.into(),

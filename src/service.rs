@@ -89,16 +89,18 @@ impl Gateway {
         let _in_flight = self.shared.metrics.request_in_flight();
         let request_id = request_id(&request);
         let method = request.method().clone();
-        let path = request.uri().path().to_owned();
+        // A clone shares the URI's bytes, so the path outlives the request moved below.
+        let uri = request.uri().clone();
+        let path = uri.path();
         let security = &self.shared.security;
         let record = security.audit.as_ref().map(|audit| {
             let client = request.extensions().get::<ClientAddr>().map(|c| c.0);
-            let record = audit.request(&request_id, &method, &path, client);
+            let record = audit.request(&request_id, &method, path, client);
             request.extensions_mut().insert(record.clone());
             record
         });
         let mut principal = None;
-        let (result, rate) = match access(&path) {
+        let (result, rate) = match access(path) {
             Access::Public | Access::SessionExchange => (self.dispatch(request, &request_id).await, None),
             access => {
                 let metered = matches!(access, Access::Metered | Access::Native(_));
@@ -120,7 +122,7 @@ impl Gateway {
         let mut response = match result {
             Ok(response) => response,
             Err(err) => {
-                log_error(&err, &method, &path, &request_id);
+                log_error(&err, &method, path, &request_id);
                 error_kind = Some(err.kind());
                 if let Error::RateLimited { limit, .. } = &err {
                     let key: Arc<str> = Arc::from(principal.as_ref().map_or("", |p| p.name()));
@@ -129,7 +131,8 @@ impl Gateway {
                 err.to_response().map(ResponseBody::full)
             }
         };
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
+        // The id moves into the header: its bytes are not copied.
+        if let Ok(value) = HeaderValue::try_from(request_id) {
             response.headers_mut().insert("x-request-id", value);
         }
         if let Some(rate) = rate {
@@ -139,7 +142,7 @@ impl Gateway {
             record.responded(response.status().as_u16(), error_kind);
         }
         // Chat completions count themselves, with their model.
-        let endpoint = endpoint(&path);
+        let endpoint = endpoint(path);
         if endpoint != Endpoint::chat_completions {
             self.shared
                 .metrics
@@ -324,12 +327,12 @@ fn request_id<B>(request: &Request<B>) -> String {
 
 /// 32 random hex digits.
 pub fn new_id() -> String {
-    let mut s = String::with_capacity(32);
-    for n in [fastrand::u64(..), fastrand::u64(..)] {
-        use std::fmt::Write;
-        let _ = write!(s, "{n:016x}");
-    }
-    s
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = fastrand::u128(..);
+    (0..32)
+        .rev()
+        .map(|i| char::from(HEX[((n >> (4 * i)) & 0xf) as usize]))
+        .collect()
 }
 
 fn log_error(err: &Error, method: &Method, path: &str, request_id: &str) {
@@ -354,4 +357,19 @@ pub(crate) fn json_response(body: Vec<u8>) -> Response<ResponseBody> {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_ids_are_32_lowercase_hex_digits_and_differ() {
+        let (a, b) = (new_id(), new_id());
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 32, "{id}");
+            assert!(id.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')), "{id}");
+        }
+        assert_ne!(a, b);
+    }
 }

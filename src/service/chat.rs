@@ -13,7 +13,7 @@ use crate::bedrock::eventstream::EventDecoder;
 use crate::body::sse::{EndHook, SseBody, StreamOutcome};
 use crate::body::{self, ResponseBody};
 use crate::error::Error;
-use crate::metrics::{Endpoint, ModelLabel, Outcome};
+use crate::metrics::{Endpoint, Outcome};
 use crate::openai::request::ChatCompletionRequest;
 use crate::routing::Route;
 use crate::translate::request::{Context, Ignored};
@@ -30,18 +30,26 @@ pub async fn handle(
     request_id: &str,
 ) -> Result<Response<ResponseBody>, Error> {
     let started = Instant::now();
-    let mut model = None;
-    let result = respond(shared, request, request_id, started, &mut model).await;
-    let model = model.unwrap_or_else(super::empty_label);
+    let mut routed = None;
+    let result = respond(shared, request, request_id, started, &mut routed).await;
     let metrics = &shared.metrics;
-    match &result {
-        Ok(response) => metrics.request(
+    let model = || {
+        routed
+            .as_ref()
+            .map_or_else(super::empty_label, |r| Arc::clone(&r.label))
+    };
+    match (&result, &routed) {
+        (Ok(response), Some(route)) if response.status().is_success() => {
+            route.series(metrics).chat_ok(started.elapsed());
+        }
+        (Ok(response), _) => metrics.request(
             Endpoint::chat_completions,
-            &model,
+            &model(),
             response.status(),
             started.elapsed(),
         ),
-        Err(err) => {
+        (Err(err), _) => {
+            let model = model();
             metrics.request(
                 Endpoint::chat_completions,
                 &model,
@@ -64,7 +72,7 @@ async fn respond(
     request: Request<Incoming>,
     request_id: &str,
     started: Instant,
-    model: &mut Option<ModelLabel>,
+    routed: &mut Option<Arc<Route>>,
 ) -> Result<Response<ResponseBody>, Error> {
     let mut grant = Grant::from_request(&request);
     let mut body = body::collect(request.into_body(), shared.config.limits.max_body_bytes).await?;
@@ -79,7 +87,7 @@ async fn respond(
             .models
             .get(parsed.model)
             .ok_or_else(|| Error::ModelNotFound(parsed.model.into()))?;
-        *model = Some(Arc::clone(&route.label));
+        *routed = Some(Arc::clone(&route));
         if route.kind == crate::routing::ModelKind::Embedding {
             return Err(crate::error::InvalidRequest::invalid(
                 "model",
@@ -125,7 +133,8 @@ async fn respond(
     };
     let sent = Instant::now();
     let (upstream, served_by) = send_with_fallbacks(shared, &route, operation, Bytes::from(converse)).await?;
-    shared.metrics.upstream_headers(&route.label, sent.elapsed());
+    let series = route.series(&shared.metrics);
+    series.upstream_headers(sent.elapsed());
     let key: Arc<str> = grant.key_name().map_or_else(super::empty_label, Arc::from);
     let id = completion_id(&upstream, request_id);
     let meta = ResponseMeta {
@@ -137,15 +146,21 @@ async fn respond(
     if stream {
         let translator = StreamTranslator::with_shape(&meta, include_usage, translation.response);
         let decoder = EventDecoder::new(shared.config.limits.max_event_bytes);
-        let log = access_log_hook(request_id, &route.alias, started);
+        // The id is kept for the access line only when that line will be written.
+        let logged_id =
+            tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO).then(|| request_id.to_owned());
         let metrics = Arc::clone(&shared.metrics);
-        let label = Arc::clone(&route.label);
+        let ended = Arc::clone(&route);
         let in_flight = metrics.stream_in_flight();
         let hook: EndHook = Box::new(move |outcome, usage| {
-            log(outcome, usage);
-            metrics.stream_end(&label, Outcome::from(outcome), started.elapsed());
+            if let Some(request_id) = &logged_id {
+                log_access(request_id, &ended.alias, true, outcome, usage, started);
+            }
+            ended
+                .series(&metrics)
+                .stream_end(Outcome::from(outcome), started.elapsed());
             if let Some(usage) = &usage {
-                metrics.tokens(&label, &key, usage);
+                metrics.tokens(&ended.label, &key, usage);
             }
             drop(in_flight);
             grant.settle(outcome, usage);
@@ -158,9 +173,7 @@ async fn respond(
             Some(hook),
         )
         .await?;
-        shared
-            .metrics
-            .first_event(&route.label, sent.elapsed(), started.elapsed());
+        series.first_event(sent.elapsed(), started.elapsed());
         let mut response = Response::new(ResponseBody::Sse(Box::new(sse)));
         let headers = response.headers_mut();
         headers.insert(
@@ -306,11 +319,8 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn access_log_hook(request_id: &str, model: &str, started: Instant) -> EndHook {
-    let request_id = request_id.to_owned();
-    let model = model.to_owned();
-    Box::new(move |outcome, usage| log_access(&request_id, &model, true, outcome, usage, started))
-}
+/// The target of the one line logged per chat completion.
+const ACCESS_LOG: &str = "ai_gateway::access";
 
 fn log_access(
     request_id: &str,
@@ -322,7 +332,7 @@ fn log_access(
 ) {
     let usage = usage.unwrap_or_default();
     tracing::info!(
-        target: "ai_gateway::access",
+        target: ACCESS_LOG,
         request_id,
         model,
         stream,
