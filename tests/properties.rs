@@ -83,11 +83,16 @@ fn translate(wire: &[u8], cuts: &[usize]) -> Vec<u8> {
     ends.sort_unstable();
     ends.push(wire.len());
     let mut start = 0;
-    for end in ends {
+    for (i, end) in ends.into_iter().enumerate() {
         if end <= start {
             continue;
         }
-        decoder.push(&wire[start..end]);
+        // Pieces alternate between the copying and the in-place path of the decoder.
+        if i % 2 == 0 {
+            decoder.push(&wire[start..end]);
+        } else {
+            decoder.push_bytes(bytes::Bytes::copy_from_slice(&wire[start..end]));
+        }
         start = end;
         while let Some(message) = decoder.next_message().unwrap() {
             translator.on_message(&message, &mut out).unwrap();

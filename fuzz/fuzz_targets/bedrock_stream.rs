@@ -35,11 +35,16 @@ fn translate(stream: &[u8], cuts: &[u16], include_usage: bool) -> Vec<u8> {
     let mut ends: Vec<usize> = cuts.iter().map(|&c| usize::from(c).min(stream.len())).collect();
     ends.sort_unstable();
     ends.push(stream.len());
-    'feed: for end in ends {
+    'feed: for (i, end) in ends.into_iter().enumerate() {
         if end <= start {
             continue;
         }
-        decoder.push(&stream[start..end]);
+        // Alternate the decoder's copying and in-place paths.
+        if i % 2 == 0 {
+            decoder.push(&stream[start..end]);
+        } else {
+            decoder.push_bytes(bytes::Bytes::copy_from_slice(&stream[start..end]));
+        }
         start = end;
         while !translator.is_finished() {
             match decoder.next_message() {

@@ -52,10 +52,20 @@ pub enum DecodeError {
 }
 
 /// Incremental decoder over upstream body chunks.
+///
+/// A chunk given with [`EventDecoder::push_bytes`] while nothing is pending is read where it
+/// lies: Bedrock sends about one message per read, so a steady stream is decoded without a
+/// copy. Only a partial message is copied, with the chunks after it, into the decoder's own
+/// buffer, which is freed again once emptied, so a stream waiting between two events holds no
+/// buffer at all.
 #[derive(Debug)]
 pub struct EventDecoder {
+    /// The chunk being read in place (empty when `buf` is in use).
+    chunk: Bytes,
+    /// A partial message and what followed it.
     buf: BytesMut,
-    /// Length of the message last returned, still at the front of `buf` while it is borrowed.
+    /// Length of the message last returned, still at the front of `chunk` or `buf` while it is
+    /// borrowed.
     consumed: usize,
     max_message_bytes: u32,
 }
@@ -70,28 +80,50 @@ impl EventDecoder {
     /// A decoder that rejects messages larger than `max_message_bytes`.
     pub fn new(max_message_bytes: u32) -> Self {
         Self {
-            // Allocated by the first chunk, at that chunk's size: an idle stream between two
-            // small frames holds no more than it needs (loadtest/: memory per held stream).
+            chunk: Bytes::new(),
             buf: BytesMut::new(),
             consumed: 0,
             max_message_bytes,
         }
     }
 
-    /// Appends a chunk of the upstream body.
+    /// Appends a chunk of the upstream body, read in place when nothing is pending.
+    pub fn push_bytes(&mut self, chunk: Bytes) {
+        self.release();
+        if self.chunk.is_empty() && self.buf.is_empty() {
+            self.chunk = chunk;
+        } else {
+            self.spill();
+            self.buf.extend_from_slice(&chunk);
+        }
+    }
+
+    /// Appends a copy of a chunk of the upstream body.
     pub fn push(&mut self, chunk: &[u8]) {
         self.release();
+        self.spill();
         self.buf.extend_from_slice(chunk);
     }
 
     /// Bytes held that do not yet form a complete message.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.consumed
+        self.chunk.len() + self.buf.len() - self.consumed
     }
 
     /// Returns the next complete message, `Ok(None)` when more bytes are needed.
     pub fn next_message(&mut self) -> Result<Option<Message<'_>>, DecodeError> {
         self.release();
+        if !self.chunk.is_empty() {
+            if let Some(prelude) = self.chunk.get(..PRELUDE_BYTES) {
+                let (total, headers_len) = check_prelude(prelude, self.max_message_bytes)?;
+                if self.chunk.len() >= total {
+                    self.consumed = total;
+                    return read_frame(&self.chunk[..total], headers_len).map(Some);
+                }
+            }
+            // The chunk ends inside a message: keep its tail with what comes next.
+            self.spill();
+        }
         let Some(prelude) = self.buf.get(..PRELUDE_BYTES) else {
             return Ok(None);
         };
@@ -113,11 +145,30 @@ impl EventDecoder {
         }
     }
 
-    /// Drops the message returned last.
+    /// Drops the message returned last. An emptied chunk or buffer is let go (the chunk
+    /// belongs to hyper's read buffer), so an idle stream holds neither.
     fn release(&mut self) {
-        if self.consumed > 0 {
+        if self.consumed == 0 {
+            return;
+        }
+        if !self.chunk.is_empty() {
+            self.chunk.advance(self.consumed);
+            if self.chunk.is_empty() {
+                self.chunk = Bytes::new();
+            }
+        } else if self.consumed == self.buf.len() {
+            self.buf = BytesMut::new();
+        } else {
             self.buf.advance(self.consumed);
-            self.consumed = 0;
+        }
+        self.consumed = 0;
+    }
+
+    /// Moves what is left of the chunk into the buffer.
+    fn spill(&mut self) {
+        if !self.chunk.is_empty() {
+            self.buf.extend_from_slice(&self.chunk);
+            self.chunk = Bytes::new();
         }
     }
 }
@@ -389,11 +440,16 @@ mod tests {
     fn decodes_reference_frames_at_every_split() {
         let mut stream = hex(DELTA_HEX);
         stream.extend(hex(THROTTLE_HEX));
-        for size in 1..=stream.len() {
+        // Every piece size, each fed copied, in place, or alternating between the two.
+        for (size, feed) in (1..=stream.len()).flat_map(|size| (0..3).map(move |feed| (size, feed))) {
             let mut d = EventDecoder::default();
             let mut got = Vec::new();
-            for chunk in stream.chunks(size) {
-                d.push(chunk);
+            for (i, chunk) in stream.chunks(size).enumerate() {
+                if feed == 0 || (feed == 2 && i % 2 == 0) {
+                    d.push(chunk);
+                } else {
+                    d.push_bytes(Bytes::copy_from_slice(chunk));
+                }
                 while let Some(m) = d.next_message().unwrap() {
                     got.push(match classify(&m).unwrap() {
                         Frame::Event { event_type, payload } => {
@@ -408,7 +464,8 @@ mod tests {
                 }
             }
             d.finish().unwrap();
-            assert_eq!(got.len(), 2, "split {size}");
+            assert_eq!(d.buffered(), 0);
+            assert_eq!(got.len(), 2, "split {size}, feed {feed}");
             assert_eq!(got[0].0, "event");
             assert_eq!(got[0].1, "contentBlockDelta");
             assert_eq!(
@@ -486,6 +543,21 @@ mod tests {
         let mut d = EventDecoder::default();
         d.push(&frame);
         assert_eq!(d.next_message(), Err(DecodeError::MessageChecksum));
+    }
+
+    #[test]
+    fn a_chunk_read_in_place_is_let_go_once_its_messages_are_read() {
+        let mut two = hex(DELTA_HEX);
+        two.extend(hex(DELTA_HEX));
+        let chunk = Bytes::from(two);
+        let mut d = EventDecoder::default();
+        d.push_bytes(chunk.clone());
+        assert!(d.next_message().unwrap().is_some());
+        assert!(d.next_message().unwrap().is_some());
+        assert_eq!(d.next_message(), Ok(None));
+        // Only the test's own handle is left: the decoder kept no reference to the chunk.
+        assert!(chunk.is_unique());
+        d.finish().unwrap();
     }
 
     #[test]

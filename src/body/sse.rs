@@ -114,8 +114,9 @@ where
             upstream: Some(upstream),
             decoder,
             translator,
-            // A few records; it grows for bigger reads. Held by every open stream.
-            out: BytesMut::with_capacity(1024),
+            // Allocated when there is something to write and handed to hyper whole with each
+            // frame, so a stream waiting for Bedrock holds no output buffer.
+            out: BytesMut::new(),
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
             state: State::Streaming,
@@ -136,7 +137,7 @@ where
         loop {
             match self.decoder.next_message() {
                 Ok(Some(message)) => {
-                    let first = first_message(&message, &mut self.translator, &mut self.out);
+                    let first = first_message(&message, &mut self.translator, room(&mut self.out));
                     if first.is_ok() {
                         // The first event may already complete the stream (a one-message reply).
                         self.drain_decoder();
@@ -152,7 +153,7 @@ where
             match Pin::new(upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
-                        self.decoder.push(&data);
+                        self.decoder.push_bytes(data);
                         self.reset_idle();
                     }
                 }
@@ -179,7 +180,7 @@ where
         while !self.translator.is_finished() {
             match self.decoder.next_message() {
                 Ok(Some(message)) => {
-                    if let Err(e) = self.translator.on_message(&message, &mut self.out) {
+                    if let Err(e) = self.translator.on_message(&message, room(&mut self.out)) {
                         self.fail(&e, StreamOutcome::UpstreamError);
                     }
                 }
@@ -198,7 +199,7 @@ where
     fn fail(&mut self, err: &Error, outcome: StreamOutcome) {
         if !self.translator.is_finished() {
             tracing::warn!(error = %err, kind = err.kind(), "stream failed after headers were sent");
-            self.translator.on_failure(err, &mut self.out);
+            self.translator.on_failure(err, room(&mut self.out));
         }
         self.outcome.get_or_insert(outcome);
         // A failed upstream connection is not reusable.
@@ -244,7 +245,7 @@ where
         let this = self.get_mut();
         loop {
             if !this.out.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(this.out.split().freeze()))));
+                return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.out).freeze()))));
             }
             if this.state == State::Streaming && this.translator.is_finished() {
                 this.state = State::Draining;
@@ -266,7 +267,7 @@ where
                     if this.state == State::Streaming
                         && let Ok(data) = frame.into_data()
                     {
-                        this.decoder.push(&data);
+                        this.decoder.push_bytes(data);
                         this.reset_idle();
                         this.drain_decoder();
                     }
@@ -282,7 +283,7 @@ where
                 Poll::Ready(None) => {
                     if this.state == State::Streaming {
                         match this.decoder.finish() {
-                            Ok(()) => this.translator.on_upstream_end(&mut this.out),
+                            Ok(()) => this.translator.on_upstream_end(room(&mut this.out)),
                             Err(e) => {
                                 let err = Error::UpstreamProtocol(e.to_string().into());
                                 this.fail(&err, StreamOutcome::UpstreamError);
@@ -323,6 +324,16 @@ impl<B> Drop for SseBody<B> {
             hook(outcome, self.translator.usage());
         }
     }
+}
+
+/// Room for the records of one upstream message (a text delta is one record of about 300
+/// bytes), so writing them does not grow the buffer piece by piece.
+const RECORD_BYTES: usize = 512;
+
+/// `out`, with at least [`RECORD_BYTES`] of spare capacity.
+fn room(out: &mut BytesMut) -> &mut BytesMut {
+    out.reserve(RECORD_BYTES);
+    out
 }
 
 /// The stream's first message: an exception or error is the request's [`Error`], so the client

@@ -233,6 +233,9 @@ async fn send_with_fallbacks(
     operation: Operation,
     body: Bytes,
 ) -> Result<(Response<Incoming>, Arc<Route>), Error> {
+    if route.fallbacks.is_empty() {
+        return attempt(shared, route, Arc::clone(route), operation, body).await;
+    }
     let now = monotonic_ms();
     let mut targets: Vec<Arc<Route>> = std::iter::once(Arc::clone(route))
         .chain(
@@ -254,28 +257,45 @@ async fn send_with_fallbacks(
     }
     let mut last = None;
     for target in targets {
-        match shared.upstream.send(&target, operation, body.clone()).await {
-            Ok(response) => {
-                target.breaker.succeeded();
-                if target.alias != route.alias {
-                    shared.metrics.fallback(&route.label, &target.label);
-                }
-                return Ok((response, target));
-            }
-            Err(error) if retry::is_retryable(&error) => {
-                if target.breaker.failed(
-                    monotonic_ms(),
-                    breaker::DEFAULT_THRESHOLD,
-                    breaker::DEFAULT_COOL_DOWN,
-                ) {
-                    tracing::warn!(model = %target.alias, "circuit breaker opened; fallbacks are used for a while");
-                }
-                last = Some(error);
-            }
+        match attempt(shared, route, target, operation, body.clone()).await {
+            Ok(served) => return Ok(served),
+            Err(error) if retry::is_retryable(&error) => last = Some(error),
             Err(error) => return Err(error),
         }
     }
     Err(last.unwrap_or(Error::Internal("no target to send to")))
+}
+
+/// Sends to one target for `route`, keeping the target's circuit breaker and the fallback
+/// count up to date.
+async fn attempt(
+    shared: &Shared,
+    route: &Route,
+    target: Arc<Route>,
+    operation: Operation,
+    body: Bytes,
+) -> Result<(Response<Incoming>, Arc<Route>), Error> {
+    match shared.upstream.send(&target, operation, body).await {
+        Ok(response) => {
+            target.breaker.succeeded();
+            if target.alias != route.alias {
+                shared.metrics.fallback(&route.label, &target.label);
+            }
+            Ok((response, target))
+        }
+        Err(error) => {
+            if retry::is_retryable(&error)
+                && target.breaker.failed(
+                    monotonic_ms(),
+                    breaker::DEFAULT_THRESHOLD,
+                    breaker::DEFAULT_COOL_DOWN,
+                )
+            {
+                tracing::warn!(model = %target.alias, "circuit breaker opened; fallbacks are used for a while");
+            }
+            Err(error)
+        }
+    }
 }
 
 /// Milliseconds on a monotonic clock (since the first call).
