@@ -101,7 +101,9 @@ impl Gateway {
         });
         let mut principal = None;
         let (result, rate) = match access(path) {
-            Access::Public | Access::SessionExchange => (self.dispatch(request, &request_id).await, None),
+            Access::Public | Access::SessionExchange => {
+                (self.dispatch(request, &request_id, started).await, None)
+            }
             access => {
                 let metered = matches!(access, Access::Metered | Access::Native(_));
                 let (admitted, rate) = security.admit(&mut request, metered);
@@ -113,7 +115,7 @@ impl Gateway {
                 });
                 principal = request.extensions().get::<crate::auth::Principal>().cloned();
                 match admitted {
-                    Ok(()) => (self.dispatch(request, &request_id).await, rate),
+                    Ok(()) => (self.dispatch(request, &request_id, started).await, rate),
                     Err(err) => (Err(err), rate),
                 }
             }
@@ -206,6 +208,7 @@ impl Gateway {
         &self,
         request: Request<Incoming>,
         request_id: &str,
+        started: std::time::Instant,
     ) -> Result<Response<ResponseBody>, Error> {
         let path = request.uri().path();
         if request.method() == Method::POST && self.shared.config.passthrough.enabled {
@@ -221,7 +224,9 @@ impl Gateway {
             .filter(|p| p.starts_with('/'))
             .unwrap_or(path);
         match (request.method(), route) {
-            (&Method::POST, "/chat/completions") => chat::handle(&self.shared, request, request_id).await,
+            (&Method::POST, "/chat/completions") => {
+                chat::handle(&self.shared, request, request_id, started).await
+            }
             (&Method::POST, "/auth/session") => {
                 crate::auth::exchange::open_session(&self.shared, request, request_id).await
             }

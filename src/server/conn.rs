@@ -2,13 +2,14 @@
 //! h1 or h2 until the client leaves, the connection sits idle too long, or the server drains.
 //!
 //! Idle means no request in flight, where a request is in flight from its arrival until its
-//! response body has been sent or dropped, so a long silent wait for Bedrock never counts.
+//! response body has been sent or dropped, so a long silent wait for Bedrock never counts. It
+//! is measured by the connection's periodic check ([`IdleClock`]), not by the requests.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -66,7 +67,7 @@ async fn serve<I>(io: TokioIo<I>, peer: SocketAddr, mut cx: ConnContext)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::default());
     let service = {
         let gateway = cx.gateway.clone();
         let activity = Arc::clone(&activity);
@@ -88,6 +89,7 @@ where
     let check_every = (cx.idle_timeout / 4).max(Duration::from_millis(10));
     let mut idle_check = tokio::time::interval_at(Instant::now() + check_every, check_every);
     idle_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut idle = IdleClock::default();
     let mut closing = *cx.drain.borrow();
     if closing {
         connection.as_mut().graceful_shutdown();
@@ -105,7 +107,7 @@ where
                 connection.as_mut().graceful_shutdown();
             }
             _ = idle_check.tick(), if !closing => {
-                if activity.idle_for() >= cx.idle_timeout {
+                if idle.tick(&activity, check_every) >= cx.idle_timeout {
                     tracing::debug!(%peer, "closing idle connection");
                     closing = true;
                     connection.as_mut().graceful_shutdown();
@@ -115,29 +117,34 @@ where
     }
 }
 
-/// Requests in flight on one connection, and since when it has had none.
-#[derive(Debug)]
+/// Requests in flight on one connection, and how many have started: two counters a request
+/// touches without reading the clock or taking a lock.
+#[derive(Debug, Default)]
 struct Activity {
     in_flight: AtomicUsize,
-    idle_since: Mutex<Instant>,
+    started: AtomicUsize,
 }
 
-impl Activity {
-    fn new() -> Self {
-        Self {
-            in_flight: AtomicUsize::new(0),
-            idle_since: Mutex::new(Instant::now()),
-        }
-    }
+/// How long a connection has had no request, as seen by its periodic idle check: idle time
+/// grows by one period for each check that finds nothing in flight and no request started
+/// since the previous one, so a connection closes between one and one and a quarter idle
+/// timeouts after its last response.
+#[derive(Debug, Default)]
+struct IdleClock {
+    started_seen: usize,
+    idle: Duration,
+}
 
-    fn idle_for(&self) -> Duration {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return Duration::ZERO;
+impl IdleClock {
+    fn tick(&mut self, activity: &Activity, period: Duration) -> Duration {
+        let started = activity.started.load(Ordering::Acquire);
+        if activity.in_flight.load(Ordering::Acquire) == 0 && started == self.started_seen {
+            self.idle += period;
+        } else {
+            self.idle = Duration::ZERO;
+            self.started_seen = started;
         }
-        self.idle_since
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .elapsed()
+        self.idle
     }
 }
 
@@ -147,6 +154,7 @@ struct InFlight(Arc<Activity>);
 
 impl InFlight {
     fn start(activity: &Arc<Activity>) -> Self {
+        activity.started.fetch_add(1, Ordering::AcqRel);
         activity.in_flight.fetch_add(1, Ordering::AcqRel);
         Self(Arc::clone(activity))
     }
@@ -154,9 +162,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            *self.0.idle_since.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
-        }
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -184,5 +190,31 @@ impl Body for TrackedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_time_counts_only_checks_with_nothing_in_flight_and_nothing_started() {
+        let period = Duration::from_secs(1);
+        let activity = Arc::new(Activity::default());
+        let mut clock = IdleClock::default();
+        assert_eq!(clock.tick(&activity, period), period);
+        assert_eq!(clock.tick(&activity, period), 2 * period);
+
+        // A request that came and went between two checks.
+        drop(InFlight::start(&activity));
+        assert_eq!(clock.tick(&activity, period), Duration::ZERO);
+        assert_eq!(clock.tick(&activity, period), period);
+
+        // A request (or its response body) still in flight.
+        let held = InFlight::start(&activity);
+        assert_eq!(clock.tick(&activity, period), Duration::ZERO);
+        assert_eq!(clock.tick(&activity, period), Duration::ZERO);
+        drop(held);
+        assert_eq!(clock.tick(&activity, period), period);
     }
 }

@@ -23,13 +23,14 @@ use crate::translate::{self};
 use crate::upstream::{Operation, breaker, retry};
 
 /// Handles one chat completion, streaming or not, and counts it in the metrics with its
-/// model (streams when their headers go out; their end is counted by the stream).
+/// model (streams when their headers go out; their end is counted by the stream). `started`
+/// is when the request arrived.
 pub async fn handle(
     shared: &Shared,
     request: Request<Incoming>,
     request_id: &str,
+    started: Instant,
 ) -> Result<Response<ResponseBody>, Error> {
-    let started = Instant::now();
     let mut routed = None;
     let result = respond(shared, request, request_id, started, &mut routed).await;
     let metrics = &shared.metrics;

@@ -11,9 +11,10 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwapOption;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
@@ -120,17 +121,16 @@ pub struct SigV4Signer {
 
 struct SignerInner {
     provider: SharedCredentialsProvider,
-    /// The last credentials and when to stop using them. Held only for a clone, never across
-    /// an await.
-    cached: RwLock<Option<Cached>>,
+    /// The last credentials and when to stop using them, read by every request without a
+    /// lock (one reference-count increment).
+    cached: ArcSwapOption<Cached>,
     /// Lets one task refresh while the others wait for its result instead of all calling the
     /// provider at once.
     refresh: tokio::sync::Mutex<()>,
 }
 
-#[derive(Clone)]
 struct Cached {
-    credentials: Credentials,
+    credentials: Arc<Credentials>,
     /// Refresh at or after this time.
     refresh_at: SystemTime,
     /// Unusable at or after this time (`None`: no expiry).
@@ -145,7 +145,7 @@ impl SigV4Signer {
         Self {
             inner: Arc::new(SignerInner {
                 provider,
-                cached: RwLock::new(None),
+                cached: ArcSwapOption::empty(),
                 refresh: tokio::sync::Mutex::new(()),
             }),
         }
@@ -171,7 +171,7 @@ impl SigV4Signer {
     }
 
     /// The current credentials, from the cache or freshly resolved.
-    pub async fn credentials(&self) -> Result<Credentials, SignError> {
+    pub async fn credentials(&self) -> Result<Arc<Credentials>, SignError> {
         let now = SystemTime::now();
         if let Some(fresh) = self.cached_if(|c| now < c.refresh_at) {
             return Ok(fresh);
@@ -190,12 +190,12 @@ impl SigV4Signer {
                     Some(expiry) => expiry.checked_sub(REFRESH_BEFORE_EXPIRY).unwrap_or(expiry),
                     None => now + NO_EXPIRY_TTL,
                 };
-                let entry = Cached {
-                    credentials: credentials.clone(),
+                let credentials = Arc::new(credentials);
+                self.inner.cached.store(Some(Arc::new(Cached {
+                    credentials: Arc::clone(&credentials),
                     refresh_at,
                     expires_at,
-                };
-                *self.inner.cached.write().unwrap_or_else(PoisonError::into_inner) = Some(entry);
+                })));
                 Ok(credentials)
             }
             // A failed refresh keeps using credentials that have not expired yet.
@@ -205,12 +205,12 @@ impl SigV4Signer {
         }
     }
 
-    fn cached_if(&self, usable: impl Fn(&Cached) -> bool) -> Option<Credentials> {
-        let guard = self.inner.cached.read().unwrap_or_else(PoisonError::into_inner);
-        guard
+    fn cached_if(&self, usable: impl Fn(&Cached) -> bool) -> Option<Arc<Credentials>> {
+        let cached = self.inner.cached.load();
+        cached
             .as_ref()
             .filter(|c| usable(c))
-            .map(|c| c.credentials.clone())
+            .map(|c| Arc::clone(&c.credentials))
     }
 
     async fn resolve(&self) -> Result<Credentials, SignError> {
