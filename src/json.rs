@@ -24,14 +24,15 @@ const REUSE_UP_TO: usize = 64 * 1024;
 /// simd-json's working memory for one parse.
 struct ParseState {
     buffers: Buffers,
-    tape: Tape<'static>,
+    /// Empty between parses; only its allocation is kept.
+    tape: Option<Tape<'static>>,
 }
 
 impl ParseState {
     fn new(len: usize) -> Self {
         Self {
             buffers: Buffers::new(len),
-            tape: Tape::null().reset(),
+            tape: None,
         }
     }
 }
@@ -62,17 +63,17 @@ pub fn parse_in_place<'de, R>(
         .then(|| STATE.take())
         .flatten()
         .unwrap_or_else(|| ParseState::new(len));
-    let mut tape: Tape<'de> = std::mem::replace(&mut state.tape, Tape::null().reset()).reset();
+    let mut tape: Tape<'de> = state.tape.take().map_or_else(|| Tape::null().reset(), Tape::reset);
     let input: &'de mut [u8] = input.as_mut_slice();
     let result = match simd_json::fill_tape_padded(input, len, &mut state.buffers, &mut tape) {
         Ok(()) => {
             let mut deserializer = Deserializer::from_tape(tape);
             let value = f(&mut deserializer);
-            state.tape = deserializer.into_tape().reset();
+            state.tape = Some(deserializer.into_tape().reset());
             Ok(value)
         }
         Err(e) => {
-            state.tape = tape.reset();
+            state.tape = Some(tape.reset());
             Err(e)
         }
     };
