@@ -63,7 +63,10 @@ pub fn parse_in_place<'de, R>(
         .then(|| STATE.take())
         .flatten()
         .unwrap_or_else(|| ParseState::new(len));
-    let mut tape: Tape<'de> = state.tape.take().map_or_else(|| Tape::null().reset(), Tape::reset);
+    let mut tape: Tape<'de> = state
+        .tape
+        .take()
+        .map_or_else(|| Tape::null().reset(), Tape::reset);
     let input: &'de mut [u8] = input.as_mut_slice();
     let result = match simd_json::fill_tape_padded(input, len, &mut state.buffers, &mut tape) {
         Ok(()) => {

@@ -204,6 +204,11 @@ impl Gateway {
         }
     }
 
+    /// Routes a request to its handler. The handlers' futures are boxed: they hold the
+    /// translation and the upstream call (kilobytes), and they finish when the response head is
+    /// ready, so boxing frees that memory then. Unboxed, it would stay part of the connection
+    /// task (HTTP/2: the stream's task) for as long as a response body streams (loadtest/: RSS
+    /// per held stream).
     async fn dispatch(
         &self,
         request: Request<Incoming>,
@@ -215,7 +220,7 @@ impl Gateway {
             // A cheap clone (shared bytes) so the parsed path can outlive the moved request.
             let uri = request.uri().clone();
             if let Some(native) = passthrough::parse_path(uri.path()) {
-                return Ok(passthrough::handle(&self.shared, request, native).await);
+                return Ok(Box::pin(passthrough::handle(&self.shared, request, native)).await);
             }
         }
         // The OpenAI SDKs use a base URL ending in `/v1`; some clients are configured without it.
@@ -225,18 +230,23 @@ impl Gateway {
             .unwrap_or(path);
         match (request.method(), route) {
             (&Method::POST, "/chat/completions") => {
-                chat::handle(&self.shared, request, request_id, started).await
+                Box::pin(chat::handle(&self.shared, request, request_id, started)).await
             }
             (&Method::POST, "/auth/session") => {
-                crate::auth::exchange::open_session(&self.shared, request, request_id).await
+                Box::pin(crate::auth::exchange::open_session(
+                    &self.shared,
+                    request,
+                    request_id,
+                ))
+                .await
             }
-            (&Method::POST, "/embeddings") => embeddings::handle(&self.shared, request).await,
+            (&Method::POST, "/embeddings") => Box::pin(embeddings::handle(&self.shared, request)).await,
             (&Method::GET, "/models") => Ok(models::list(&self.shared)),
             (&Method::GET, p) if p.starts_with("/models/") => {
                 models::get(&self.shared, &p["/models/".len()..])
             }
             (&Method::GET, "/health") if path == "/health" => Ok(ops::health()),
-            (&Method::GET, "/ready") if path == "/ready" => Ok(ops::ready(&self.shared).await),
+            (&Method::GET, "/ready") if path == "/ready" => Ok(Box::pin(ops::ready(&self.shared)).await),
             // With an admin listener, /metrics lives only there.
             (_, "/metrics") if self.shared.config.admin_listen.is_some() => Err(Error::UnknownPath {
                 method: request.method().clone(),
