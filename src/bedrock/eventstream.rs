@@ -299,6 +299,29 @@ pub enum HeaderValueRef<'b> {
     Uuid(u128),
 }
 
+impl<'a> TryFrom<&'a HeaderValue> for HeaderValueRef<'a> {
+    type Error = DecodeError;
+
+    /// The same value as aws-smithy-types holds it (tests compare the two decoders with this).
+    fn try_from(value: &'a HeaderValue) -> Result<Self, DecodeError> {
+        Ok(match value {
+            HeaderValue::Bool(b) => Self::Bool(*b),
+            HeaderValue::Byte(n) => Self::Byte(*n),
+            HeaderValue::Int16(n) => Self::Int16(*n),
+            HeaderValue::Int32(n) => Self::Int32(*n),
+            HeaderValue::Int64(n) => Self::Int64(*n),
+            HeaderValue::ByteArray(bytes) => Self::Bytes(bytes),
+            HeaderValue::String(text) => Self::String(text.as_str()),
+            HeaderValue::Timestamp(time) => Self::Timestamp(
+                time.to_millis()
+                    .map_err(|_| DecodeError::Header("timestamp out of range"))?,
+            ),
+            HeaderValue::Uuid(uuid) => Self::Uuid(*uuid),
+            _ => return Err(DecodeError::Header("unknown value type")),
+        })
+    }
+}
+
 /// The string headers that say what a message is, found while its headers are checked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Known<'b> {
