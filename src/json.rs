@@ -4,7 +4,7 @@
 //! Every parse goes through [`parse_in_place`] or [`parse_copy`]. simd-json needs three
 //! buffers besides the input (the structural index, a string buffer and the tape), and
 //! `from_slice` allocates all of them afresh and copies the input into a padded buffer of its
-//! own. Here they live in one thread-local [`ParseState`] that each parse takes and puts back,
+//! own. Here they live in one thread-local `ParseState` that each parse takes and puts back,
 //! and the input is padded where it lies, so a parse allocates nothing once a worker thread has
 //! seen a document of that size. A held stream keeps no parse buffers of its own.
 

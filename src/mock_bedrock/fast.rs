@@ -419,7 +419,7 @@ pub enum FastBody {
     Stream(FastStream),
 }
 
-/// A cursor over a [`Shape`]'s frames with one timer.
+/// A cursor over a `Shape`'s frames with one timer.
 #[derive(Debug)]
 pub struct FastStream {
     shape: Arc<Shape>,
