@@ -371,6 +371,13 @@ pub struct Principal {
     clock: Arc<dyn Clock>,
 }
 
+impl Principal {
+    /// Takes one of the key's concurrent-stream slots, given back when the permit drops.
+    pub fn open_stream(&self) -> Result<limits::StreamPermit, Error> {
+        self.state.open_stream(self.key.limits.max_streams)
+    }
+}
+
 impl fmt::Debug for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Principal")

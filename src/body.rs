@@ -118,15 +118,22 @@ pub struct PassthroughBody {
     inner: Incoming,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
+    /// The key's stream slot, for an event stream, given back when the body is dropped.
+    _permit: Option<crate::auth::limits::StreamPermit>,
 }
 
 impl PassthroughBody {
-    /// Wraps an upstream body.
-    pub fn new(inner: Incoming, idle_timeout: Duration) -> Self {
+    /// Wraps an upstream body, holding `permit` for as long as it lives.
+    pub fn new(
+        inner: Incoming,
+        idle_timeout: Duration,
+        permit: Option<crate::auth::limits::StreamPermit>,
+    ) -> Self {
         Self {
             inner,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
+            _permit: permit,
         }
     }
 }

@@ -459,3 +459,74 @@ async fn native_bedrock_paths_are_authenticated_and_follow_the_allow_list() {
     let reply = post_as(&env, &native("claude-3-haiku"), Some(&key), &body).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
 }
+
+#[tokio::test]
+async fn native_streams_take_the_keys_stream_slots() {
+    let mut keys = Keys::new();
+    let (key, _) = keys.add("one-stream", limits(None, None, Some(1)));
+    let (env, _gw) = start(&keys.path, &ManualClock::new(T0_MS)).await;
+    let converse = |text: &str| json!({"messages": [{"role": "user", "content": [{"text": text}]}]});
+    // A ConverseStream relayed byte for byte, its frames two seconds apart: it holds the slot.
+    let request = Request::post(env.url("/model/claude-3-haiku/converse-stream"))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {key}"))
+        .body(http_body_util::Full::new(Bytes::from(
+            converse("hi mock:frames=2 mock:delay_ms=2000").to_string(),
+        )))
+        .unwrap();
+    let held = env.client.request(request).await.unwrap();
+    assert_eq!(held.status(), 200);
+
+    // A second native stream is throttled in Bedrock's shape, and so is a chat stream.
+    let refused = post_as(
+        &env,
+        "/model/claude-3-haiku/converse-stream",
+        Some(&key),
+        &converse("hi"),
+    )
+    .await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert_eq!(refused.headers["x-amzn-errortype"], "ThrottlingException");
+    assert_eq!(refused.headers["retry-after"], "1");
+    assert!(
+        refused.text().contains("concurrent streams"),
+        "{}",
+        refused.text()
+    );
+    let chat_stream = post_as(
+        &env,
+        "/v1/chat/completions",
+        Some(&key),
+        &chat("claude-3-haiku", "hi", true),
+    )
+    .await;
+    assert_error(&chat_stream, 429, "rate_limit_exceeded");
+    // A non-streaming native call is not a stream.
+    let unary = post_as(
+        &env,
+        "/model/claude-3-haiku/converse",
+        Some(&key),
+        &converse("hi"),
+    )
+    .await;
+    assert_eq!(unary.status, 200, "{}", unary.text());
+
+    // Dropping the relayed body gives the slot back.
+    drop(held);
+    let mut reopened = false;
+    for _ in 0..100 {
+        let reply = post_as(
+            &env,
+            "/model/claude-3-haiku/converse-stream",
+            Some(&key),
+            &converse("hi"),
+        )
+        .await;
+        if reply.status == 200 {
+            reopened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reopened, "the slot was not given back");
+}

@@ -57,6 +57,11 @@ pub enum NativeOperation {
 }
 
 impl NativeOperation {
+    /// Whether the reply is an event stream (and takes one of the key's stream slots).
+    fn streams(self) -> bool {
+        matches!(self, Self::ConverseStream | Self::InvokeWithResponseStream)
+    }
+
     fn from_segment(s: &str) -> Option<Self> {
         Some(match s {
             "converse" => Self::Converse,
@@ -149,6 +154,22 @@ async fn forward(
 ) -> Result<Response<ResponseBody>, Error> {
     let model = percent_encoding::percent_decode_str(path.model).decode_utf8_lossy();
     let (model_id, region) = resolve(shared, &model)?;
+    // A native stream counts against the key's concurrent streams like a chat stream; the slot
+    // is held by the relayed body.
+    let principal = request.extensions().get::<crate::auth::Principal>();
+    let permit = match principal {
+        Some(principal) if path.operation.streams() => match principal.open_stream() {
+            Ok(permit) => Some(permit),
+            Err(err) => {
+                if let Error::RateLimited { limit, .. } = &err {
+                    let key: std::sync::Arc<str> = principal.name().into();
+                    shared.metrics.rate_limited(&key, limit.label());
+                }
+                return Err(err);
+            }
+        },
+        _ => None,
+    };
     let base = match &shared.config.bedrock.endpoint {
         Some(endpoint) => endpoint.trim_end_matches('/').to_owned(),
         None => format!("https://bedrock-runtime.{region}.amazonaws.com"),
@@ -177,6 +198,7 @@ async fn forward(
     let mut response = Response::new(ResponseBody::Upstream(Box::new(PassthroughBody::new(
         incoming,
         shared.upstream.idle_timeout(),
+        permit,
     ))));
     *response.status_mut() = parts.status;
     for name in RETURNED {
@@ -224,6 +246,9 @@ fn bedrock_error(err: &Error) -> Response<ResponseBody> {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert("x-amzn-errortype", HeaderValue::from_static(name));
+    if let Error::RateLimited { retry_after, .. } = err {
+        headers.insert(header::RETRY_AFTER, crate::error::retry_after_secs(*retry_after));
+    }
     response
 }
 
