@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::Error;
+use crate::service::passthrough::meter::Meter;
 use sse::SseBody;
 
 /// Reads a whole request body into one buffer, refusing more than `limit` bytes.
@@ -120,20 +121,25 @@ pub struct PassthroughBody {
     idle_timeout: Duration,
     /// The key's stream slot, for an event stream, given back when the body is dropped.
     _permit: Option<crate::auth::limits::StreamPermit>,
+    /// Reads the reply's token usage as it passes and charges the key at the end.
+    meter: Option<Meter>,
 }
 
 impl PassthroughBody {
-    /// Wraps an upstream body, holding `permit` for as long as it lives.
+    /// Wraps an upstream body, holding `permit` for as long as it lives and showing each chunk
+    /// to `meter`.
     pub fn new(
         inner: Incoming,
         idle_timeout: Duration,
         permit: Option<crate::auth::limits::StreamPermit>,
+        meter: Option<Meter>,
     ) -> Self {
         Self {
             inner,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
             _permit: permit,
+            meter,
         }
     }
 }
@@ -150,12 +156,24 @@ impl Body for PassthroughBody {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.idle.as_mut().reset(Instant::now() + this.idle_timeout);
+                if let (Some(meter), Some(data)) = (&mut this.meter, frame.data_ref()) {
+                    meter.observe(data);
+                    // hyper stops polling a body whose length is reached: this is its end.
+                    if this.inner.is_end_stream() {
+                        meter.finish(true);
+                    }
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
                 Poll::Ready(Some(Err(BodyError(format!("Bedrock body failed: {e}").into()))))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                if let Some(meter) = &mut this.meter {
+                    meter.finish(true);
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => match this.idle.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(BodyError("Bedrock body idle timeout".into())))),
                 Poll::Pending => Poll::Pending,

@@ -530,3 +530,64 @@ async fn native_streams_take_the_keys_stream_slots() {
     }
     assert!(reopened, "the slot was not given back");
 }
+
+#[tokio::test]
+async fn native_converse_calls_are_charged_their_tokens() {
+    let mut keys = Keys::new();
+    let (key, _) = keys.add("tpm", limits(None, Some(100), None));
+    let clock = ManualClock::new(T0_MS);
+    let (env, _gw) = start(&keys.path, &clock).await;
+    let converse = |text: &str| json!({"messages": [{"role": "user", "content": [{"text": text}]}]});
+
+    // 30 + 20 tokens from a relayed Converse reply, read from its `usage`.
+    let reply = post_as(
+        &env,
+        "/model/claude-3-haiku/converse",
+        Some(&key),
+        &converse("hi mock:usage=30,20,0,0"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.headers["x-ratelimit-remaining-tokens"], "100");
+
+    // 40 + 40 from a relayed ConverseStream, read from its metadata event as it passed.
+    let mut streamed = None;
+    for _ in 0..100 {
+        let reply = post_as(
+            &env,
+            "/model/claude-3-haiku/converse-stream",
+            Some(&key),
+            &converse("hi mock:usage=40,40,0,0"),
+        )
+        .await;
+        // The unary reply is charged when its body ends, just after its last byte.
+        if reply.headers["x-ratelimit-remaining-tokens"] == "50" {
+            streamed = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let streamed = streamed.expect("the Converse reply's 50 tokens were charged");
+    assert_eq!(streamed.status, 200);
+    assert_eq!(
+        streamed.headers["content-type"],
+        "application/vnd.amazon.eventstream"
+    );
+
+    // 130 used of 100: the next request is refused until the debt of 30 (+1) is repaid.
+    let refused = post_as(
+        &env,
+        "/v1/chat/completions",
+        Some(&key),
+        &chat("claude-3-haiku", "hi", false),
+    )
+    .await;
+    assert_error(&refused, 429, "rate_limit_exceeded");
+    assert!(
+        refused.error()["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokens per minute")
+    );
+    assert_eq!(refused.headers["retry-after"], "19");
+}

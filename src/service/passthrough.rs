@@ -19,7 +19,10 @@ use http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
+pub mod meter;
+
 use super::Shared;
+use crate::auth::Grant;
 use crate::body::{self, PassthroughBody, ResponseBody};
 use crate::error::Error;
 use crate::upstream::sigv4::encode_model_id;
@@ -188,6 +191,7 @@ async fn forward(
             Some((HeaderName::from_static(name), value.clone()))
         })
         .collect();
+    let grant = Grant::from_request(&request);
     let body = body::collect(request.into_body(), shared.config.limits.max_body_bytes).await?;
     let upstream = shared
         .upstream
@@ -195,10 +199,15 @@ async fn forward(
         .await?;
 
     let (parts, incoming) = upstream.into_parts();
+    let meter = parts
+        .status
+        .is_success()
+        .then(|| meter::Meter::new(grant, path.operation, &parts.headers));
     let mut response = Response::new(ResponseBody::Upstream(Box::new(PassthroughBody::new(
         incoming,
         shared.upstream.idle_timeout(),
         permit,
+        meter,
     ))));
     *response.status_mut() = parts.status;
     for name in RETURNED {
