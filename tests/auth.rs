@@ -106,6 +106,25 @@ fn assert_error(reply: &Reply, status: u16, code: &str) {
     assert_eq!(reply.error()["code"], code, "{}", reply.text());
 }
 
+/// Whether `body` sent to `path` with `key` gets a 200 within about two seconds (a slot
+/// given back by a stream's end is seen a moment after its last byte).
+async fn succeeds_soon(env: &TestEnv, key: &str, path: &str, body: &Value) -> bool {
+    for _ in 0..100 {
+        if post_as(env, path, Some(key), body).await.status == 200 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// A 429 from the per-key limiter, naming the limit that was hit.
+fn assert_rate_limited(reply: &Reply, limit: &str) {
+    assert_error(reply, 429, "rate_limit_exceeded");
+    let message = reply.error()["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains(limit), "{message}");
+}
+
 #[tokio::test]
 async fn missing_unknown_and_revoked_keys_get_401_and_revocation_needs_no_restart() {
     let mut keys = Keys::new();
@@ -379,13 +398,7 @@ async fn concurrent_streams_are_capped_per_key() {
         &chat("claude-3-haiku", "hi", true),
     )
     .await;
-    assert_error(&second, 429, "rate_limit_exceeded");
-    assert!(
-        second.error()["message"]
-            .as_str()
-            .unwrap()
-            .contains("concurrent streams")
-    );
+    assert_rate_limited(&second, "concurrent streams");
     // A non-streaming request is not a stream.
     assert_eq!(chat_as(&env, &key, "claude-3-haiku").await.status, 200);
 
@@ -396,22 +409,16 @@ async fn concurrent_streams_are_capped_per_key() {
         }
     }
     drop(reader);
-    let mut reopened = false;
-    for _ in 0..100 {
-        let reply = post_as(
+    assert!(
+        succeeds_soon(
             &env,
+            &key,
             "/v1/chat/completions",
-            Some(&key),
-            &chat("claude-3-haiku", "hi", true),
+            &chat("claude-3-haiku", "hi", true)
         )
-        .await;
-        if reply.status == 200 {
-            reopened = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(reopened, "the slot was not given back");
+        .await,
+        "the slot was not given back"
+    );
 }
 
 #[tokio::test]
@@ -513,22 +520,16 @@ async fn native_streams_take_the_keys_stream_slots() {
 
     // Dropping the relayed body gives the slot back.
     drop(held);
-    let mut reopened = false;
-    for _ in 0..100 {
-        let reply = post_as(
+    assert!(
+        succeeds_soon(
             &env,
+            &key,
             "/model/claude-3-haiku/converse-stream",
-            Some(&key),
-            &converse("hi"),
+            &converse("hi")
         )
-        .await;
-        if reply.status == 200 {
-            reopened = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(reopened, "the slot was not given back");
+        .await,
+        "the slot was not given back"
+    );
 }
 
 #[tokio::test]
@@ -582,12 +583,6 @@ async fn native_converse_calls_are_charged_their_tokens() {
         &chat("claude-3-haiku", "hi", false),
     )
     .await;
-    assert_error(&refused, 429, "rate_limit_exceeded");
-    assert!(
-        refused.error()["message"]
-            .as_str()
-            .unwrap()
-            .contains("tokens per minute")
-    );
+    assert_rate_limited(&refused, "tokens per minute");
     assert_eq!(refused.headers["retry-after"], "19");
 }
