@@ -352,6 +352,33 @@ pub async fn serve(
 
 /// The accept loop (hyper-util's graceful-shutdown pattern).
 async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future<Output = ()>) {
+    accept_loop(
+        listener,
+        shutdown,
+        || {},
+        move |req| {
+            let state = Arc::clone(&state);
+            async move { handle(&state, req).await }
+        },
+    )
+    .await;
+}
+
+/// The accept loop of both modes (hyper-util's graceful-shutdown pattern): h1 and h2c with
+/// TCP_NODELAY, `accepted` told of each connection, `handle` answering each request; on
+/// `shutdown` open connections get [`SHUTDOWN_GRACE`] to finish.
+pub(crate) async fn accept_loop<H, F, B>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    accepted: impl Fn(),
+    handle: H,
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
     builder.http2().timer(TokioTimer::new());
@@ -361,9 +388,9 @@ async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future<Out
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
-                    Ok(accepted) => accepted,
+            accepted_stream = listener.accept() => {
+                let stream = match accepted_stream {
+                    Ok((stream, _peer)) => stream,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tracing::debug!(error = %e, "mock bedrock: accept failed");
@@ -371,11 +398,12 @@ async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future<Out
                         continue;
                     }
                 };
+                accepted();
                 let _ = stream.set_nodelay(true);
-                let state = state.clone();
+                let handle = handle.clone();
                 let service = service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    let reply = handle(req);
+                    async move { Ok::<_, Infallible>(reply.await) }
                 });
                 let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let connection = graceful.watch(connection);

@@ -33,15 +33,9 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
-use super::SHUTDOWN_GRACE;
 use crate::bedrock::eventstream::encode_event;
 use crate::json;
 
@@ -247,7 +241,7 @@ pub struct FastMock {
 }
 
 impl FastMock {
-    /// Stops accepting connections; open ones get [`SHUTDOWN_GRACE`].
+    /// Stops accepting connections; open ones get [`SHUTDOWN_GRACE`](super::SHUTDOWN_GRACE).
     pub fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -285,42 +279,19 @@ async fn run(
         shapes: Mutex::new(Vec::new()),
         stats,
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "mock bedrock (fast): accept failed");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                state.stats.connections.fetch_add(1, Ordering::Relaxed);
-                let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                let service = service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
-                });
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
-                connections.spawn(async move {
-                    let _ = connection.await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
-    connections.shutdown().await;
+    let counted = Arc::clone(&state);
+    super::accept_loop(
+        listener,
+        shutdown,
+        move || {
+            counted.stats.connections.fetch_add(1, Ordering::Relaxed);
+        },
+        move |req| {
+            let state = Arc::clone(&state);
+            async move { handle(&state, req).await }
+        },
+    )
+    .await;
 }
 
 async fn handle(state: &State, req: Request<Incoming>) -> Response<FastBody> {
@@ -525,6 +496,42 @@ mod tests {
         }
         decoder.finish().unwrap();
         types
+    }
+
+    #[tokio::test]
+    async fn counts_connections_and_requests() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut mock = spawn(listener, FastConfig::default());
+        let url = format!(
+            "http://{}/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse",
+            mock.addr
+        );
+        let converse = |client: &hyper_util::client::legacy::Client<_, http_body_util::Full<Bytes>>| {
+            let request = Request::post(url.as_str())
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(http_body_util::Full::new(Bytes::from_static(
+                    br#"{"messages":[{"role":"user","content":[{"text":"hi"}]}]}"#,
+                )))
+                .unwrap();
+            client.request(request)
+        };
+        let new_client = || {
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<Bytes>>()
+        };
+        // Three requests on one kept-alive connection, then one on a second.
+        let client = new_client();
+        for _ in 0..3 {
+            let response = converse(&client).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.into_body().collect().await.unwrap();
+        }
+        let response = converse(&new_client()).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        assert_eq!(mock.stats.connections.load(Ordering::Relaxed), 2);
+        assert_eq!(mock.stats.requests.load(Ordering::Relaxed), 4);
+        assert_eq!(mock.stats.converse.load(Ordering::Relaxed), 4);
+        mock.shutdown();
     }
 
     #[test]
