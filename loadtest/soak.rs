@@ -142,18 +142,13 @@ async fn one(
     Ok(())
 }
 
+/// The gateway's RSS in KiB and its open file descriptors.
 fn sample(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
-    Some((rss_kib, fds))
+    let stats = ai_gateway::metrics::ProcessStats::of_process(pid)?;
+    Some((
+        u64::try_from(stats.rss_bytes / 1024).ok()?,
+        u64::try_from(stats.open_fds).ok()?,
+    ))
 }
 
 #[tokio::main]

@@ -606,7 +606,16 @@ pub struct ProcessStats {
 impl ProcessStats {
     /// Reads `/proc/self`; `None` where it does not exist.
     pub fn read() -> Option<Self> {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        Self::read_from("/proc/self")
+    }
+
+    /// Reads another process's `/proc/<pid>` (the soak client watching the gateway).
+    pub fn of_process(pid: u32) -> Option<Self> {
+        Self::read_from(&format!("/proc/{pid}"))
+    }
+
+    fn read_from(proc_dir: &str) -> Option<Self> {
+        let status = std::fs::read_to_string(format!("{proc_dir}/status")).ok()?;
         let rss_kib: i64 = status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))?
@@ -615,10 +624,10 @@ impl ProcessStats {
             .trim()
             .parse()
             .ok()?;
-        let open_fds = std::fs::read_dir("/proc/self/fd")
+        let open_fds = std::fs::read_dir(format!("{proc_dir}/fd"))
             .map(|d| d.count() as i64)
             .unwrap_or(0);
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let stat = std::fs::read_to_string(format!("{proc_dir}/stat")).ok()?;
         // Fields after the parenthesised command name; utime and stime are the 12th and 13th
         // of them, in USER_HZ ticks, which the kernel fixes at 100 per second for /proc.
         let rest = stat.rsplit_once(')')?.1;
@@ -641,6 +650,15 @@ mod tests {
         let mut s = String::new();
         m.encode(&mut s).unwrap();
         s
+    }
+
+    #[test]
+    fn a_process_is_read_by_its_pid_as_by_proc_self() {
+        let by_pid = ProcessStats::of_process(std::process::id()).expect("Linux /proc");
+        let own = ProcessStats::read().expect("Linux /proc");
+        assert!(by_pid.rss_bytes > 1_000_000 && own.rss_bytes > 1_000_000);
+        assert!(by_pid.open_fds > 0);
+        assert!(ProcessStats::of_process(u32::MAX).is_none());
     }
 
     #[test]
