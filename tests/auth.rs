@@ -106,6 +106,20 @@ fn assert_error(reply: &Reply, status: u16, code: &str) {
     assert_eq!(reply.error()["code"], code, "{}", reply.text());
 }
 
+/// A gateway with one key, `haiku-only`, allowed the `claude-3-haiku` alias alone.
+async fn haiku_only() -> (Keys, String, TestEnv, Gateway) {
+    let mut keys = Keys::new();
+    let (key, _) = keys.add(
+        "haiku-only",
+        NewKey {
+            models: vec!["claude-3-haiku".into()],
+            ..NewKey::default()
+        },
+    );
+    let (env, gw) = start(&keys.path, &ManualClock::new(T0_MS)).await;
+    (keys, key, env, gw)
+}
+
 /// Whether `body` sent to `path` with `key` gets a 200 within about two seconds (a slot
 /// given back by a stream's end is seen a moment after its last byte).
 async fn succeeds_soon(env: &TestEnv, key: &str, path: &str, body: &Value) -> bool {
@@ -183,15 +197,7 @@ async fn probes_need_no_key_and_the_api_does() {
 
 #[tokio::test]
 async fn a_model_outside_the_allow_list_is_403() {
-    let mut keys = Keys::new();
-    let (key, _) = keys.add(
-        "haiku-only",
-        NewKey {
-            models: vec!["claude-3-haiku".into()],
-            ..NewKey::default()
-        },
-    );
-    let (env, _gw) = start(&keys.path, &ManualClock::new(T0_MS)).await;
+    let (_keys, key, env, _gw) = haiku_only().await;
     assert_eq!(chat_as(&env, &key, "claude-3-haiku").await.status, 200);
     let reply = chat_as(&env, &key, "nova-lite").await;
     assert_error(&reply, 403, "model_not_allowed");
@@ -438,15 +444,7 @@ async fn auth_off_keeps_the_sidecar_open_and_has_no_session_endpoint() {
 
 #[tokio::test]
 async fn native_bedrock_paths_are_authenticated_and_follow_the_allow_list() {
-    let mut keys = Keys::new();
-    let (key, _) = keys.add(
-        "haiku-only",
-        NewKey {
-            models: vec!["claude-3-haiku".into()],
-            ..NewKey::default()
-        },
-    );
-    let (env, _gw) = start(&keys.path, &ManualClock::new(T0_MS)).await;
+    let (_keys, key, env, _gw) = haiku_only().await;
     let native = |id: &str| format!("/model/{id}/converse");
     let body = json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]});
     let reply = post_as(&env, &native("amazon.nova-lite-v1:0"), None, &body).await;
