@@ -259,7 +259,9 @@ fn modified(path: &Path) -> Option<(std::time::SystemTime, u64)> {
 /// Alias → route, shared by every request.
 #[derive(Debug, Default)]
 pub struct ModelTable {
-    routes: DashMap<Box<str>, Arc<Route>>,
+    /// foldhash instead of SipHash: clients only look names up (they cannot add keys to
+    /// collide), and the lookup is on every request.
+    routes: DashMap<Box<str>, Arc<Route>, foldhash::fast::RandomState>,
 }
 
 impl ModelTable {

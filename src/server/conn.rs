@@ -9,10 +9,11 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
@@ -94,26 +95,63 @@ where
     if closing {
         connection.as_mut().graceful_shutdown();
     }
-    loop {
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-                return;
-            }
-            _ = cx.drain.changed(), if !closing => {
+    let drained = cx.drain.changed();
+    tokio::pin!(drained);
+    // The connection is polled on every wake-up; the drain signal and the idle check only
+    // when one of them woke the task (a `select!` would poll all three for every request).
+    let signals = Arc::new(SignalWake::default());
+    let signals_waker = Waker::from(Arc::clone(&signals));
+    let result = std::future::poll_fn(|task| {
+        signals.task.register(task.waker());
+        if !closing && signals.fired.swap(false, Ordering::AcqRel) {
+            let mut signals_cx = Context::from_waker(&signals_waker);
+            if drained.as_mut().poll(&mut signals_cx).is_ready() {
                 closing = true;
-                connection.as_mut().graceful_shutdown();
             }
-            _ = idle_check.tick(), if !closing => {
+            while !closing && idle_check.poll_tick(&mut signals_cx).is_ready() {
                 if idle.tick(&activity, check_every) >= cx.idle_timeout {
                     tracing::debug!(%peer, "closing idle connection");
                     closing = true;
-                    connection.as_mut().graceful_shutdown();
                 }
             }
+            if closing {
+                connection.as_mut().graceful_shutdown();
+            }
         }
+        connection.as_mut().poll(task)
+    })
+    .await;
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// The waker the drain signal and the idle check are polled with: it wakes the connection
+/// task and records that one of them is ready to be looked at.
+#[derive(Debug)]
+struct SignalWake {
+    fired: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Default for SignalWake {
+    /// Fired, so the first poll registers both signals.
+    fn default() -> Self {
+        Self {
+            fired: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        }
+    }
+}
+
+impl Wake for SignalWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake();
     }
 }
 
