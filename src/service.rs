@@ -9,7 +9,7 @@ pub mod passthrough;
 
 use std::sync::Arc;
 
-use http::{HeaderValue, Method, Request, Response, header};
+use http::{HeaderName, HeaderValue, Method, Request, Response, header};
 use hyper::body::Incoming;
 
 use crate::auth::Security;
@@ -24,6 +24,9 @@ use crate::upstream::Upstream;
 
 /// Name reported by `/health` and in the `server` header.
 pub const SERVICE_NAME: &str = "ai-gateway";
+
+/// Built once: a header name inserted by `&str` is parsed and copied on every request.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What every request shares. Built once at startup.
 #[derive(Debug)]
@@ -135,7 +138,7 @@ impl Gateway {
         };
         // The id moves into the header: its bytes are not copied.
         if let Ok(value) = HeaderValue::try_from(request_id) {
-            response.headers_mut().insert("x-request-id", value);
+            response.headers_mut().insert(X_REQUEST_ID, value);
         }
         if let Some(rate) = rate {
             rate.write_headers(response.headers_mut());
@@ -344,10 +347,11 @@ fn request_id<B>(request: &Request<B>) -> String {
 pub fn new_id() -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let n = fastrand::u128(..);
-    (0..32)
-        .rev()
-        .map(|i| char::from(HEX[((n >> (4 * i)) & 0xf) as usize]))
-        .collect()
+    let mut id = [0u8; 32];
+    for (i, digit) in id.iter_mut().enumerate() {
+        *digit = HEX[((n >> (4 * (31 - i))) & 0xf) as usize];
+    }
+    std::str::from_utf8(&id).unwrap_or_default().to_owned()
 }
 
 fn log_error(err: &Error, method: &Method, path: &str, request_id: &str) {

@@ -182,8 +182,7 @@ async fn respond(
             HeaderValue::from_static("text/event-stream; charset=utf-8"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        // Tells nginx-style proxies in front of the sidecar not to buffer the stream.
-        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        headers.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
         insert_ignored(headers, &translation.ignored);
         insert_served_by(headers, &route, &served_by);
         Ok(response)
@@ -210,6 +209,9 @@ async fn respond(
         Ok(response)
     }
 }
+
+/// Tells nginx-style proxies in front of the sidecar not to buffer a stream.
+const X_ACCEL_BUFFERING: http::HeaderName = http::HeaderName::from_static("x-accel-buffering");
 
 /// Response header listing the request fields that were accepted without effect.
 pub const IGNORED_PARAMS_HEADER: &str = "x-ai-gateway-ignored-params";

@@ -488,7 +488,7 @@ mod direct {
             canonical.push('\n');
             canonical.push_str(signed_headers);
             canonical.push('\n');
-            push_hex(canonical, &Sha256::digest(body));
+            push_hex(canonical, Sha256::digest(body).into());
 
             string_to_sign.clear();
             string_to_sign.push_str("AWS4-HMAC-SHA256\n");
@@ -496,7 +496,7 @@ mod direct {
             string_to_sign.push('\n');
             push_scope(string_to_sign, date, region);
             string_to_sign.push('\n');
-            push_hex(string_to_sign, &Sha256::digest(canonical.as_bytes()));
+            push_hex(string_to_sign, Sha256::digest(canonical.as_bytes()).into());
 
             let mut mac = signing_mac(keys, credentials.secret_access_key(), date, region);
             mac.update(string_to_sign.as_bytes());
@@ -512,7 +512,7 @@ mod direct {
             authorization.push_str(", SignedHeaders=");
             authorization.push_str(signed_headers);
             authorization.push_str(", Signature=");
-            push_hex(&mut authorization, &signature);
+            push_hex(&mut authorization, signature.into());
 
             let mut authorization = HeaderValue::try_from(authorization).ok()?;
             authorization.set_sensitive(true);
@@ -585,12 +585,16 @@ mod direct {
         out.push_str("/aws4_request");
     }
 
-    fn push_hex(out: &mut String, bytes: &[u8]) {
+    /// Lowercase hex of a digest or signature, written as one string rather than a char at a
+    /// time.
+    fn push_hex(out: &mut String, bytes: [u8; 32]) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        for &b in bytes {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        let mut hex = [0u8; 64];
+        for (pair, b) in hex.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0xf)];
         }
+        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
     }
 
     /// Visible ASCII without spaces: nothing aws-sigv4 would trim, collapse or encode.
@@ -620,33 +624,20 @@ mod direct {
     /// changes is `%`: unreserved characters, `/` and `%`, no empty, `.` or `..` segment
     /// (a trailing `/` is kept by both).
     pub(super) fn is_plain_path(path: &str) -> bool {
-        let bytes = path.as_bytes();
-        if bytes.first() != Some(&b'/') {
+        let Some(rest) = path.strip_prefix('/') else {
+            return false;
+        };
+        if !rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_' | b'~' | b'%'))
+        {
             return false;
         }
-        // Length and dot count of the segment being read.
-        let (mut len, mut dots) = (0usize, 0usize);
-        for (i, &b) in bytes.iter().enumerate().skip(1) {
-            match b {
-                b'/' => {
-                    if len == 0 || dots == len && len <= 2 {
-                        return false;
-                    }
-                    (len, dots) = (0, 0);
-                }
-                b'.' => {
-                    len += 1;
-                    dots += 1;
-                }
-                b'-' | b'_' | b'~' | b'%' => len += 1,
-                _ if b.is_ascii_alphanumeric() => len += 1,
-                _ => return false,
-            }
-            if i == bytes.len() - 1 && dots == len && (1..=2).contains(&len) {
-                return false;
-            }
-        }
-        true
+        let dot_segment = |s: &str| s == "." || s == "..";
+        let mut segments = rest.split('/');
+        // The last segment may be empty (a trailing `/`); no other may.
+        let last = segments.next_back().unwrap_or_default();
+        !dot_segment(last) && segments.all(|s| !s.is_empty() && !dot_segment(s))
     }
 
     /// Appends `path` with every `%` written as `%25`, the second encoding aws-sigv4 applies.
