@@ -163,6 +163,48 @@ async fn a_throttled_model_is_served_by_its_fallback_under_its_own_name() {
 }
 
 #[tokio::test]
+async fn a_fallback_gets_the_request_translated_for_its_own_model() {
+    // The primary caches prompts, the backup cannot: the backup must get no cache points,
+    // and the client is told the marker had no effect.
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("fallbacks.yaml");
+    std::fs::write(
+        &models,
+        "models:
+  primary:
+    model_id: anthropic.claude-3-haiku-20240307-v1:0
+    fallbacks: [backup]
+    options:
+      supports_prompt_caching: true
+  backup:
+    model_id: amazon.nova-lite-v1:0
+",
+    )
+    .unwrap();
+    let mock = MockConfig {
+        fail_models: vec!["anthropic.claude-3-haiku-20240307-v1:0".into()],
+        fail_status: 429,
+        ..MockConfig::default()
+    };
+    let env = TestEnv::start_full(mock, None, move |c| {
+        c.models = models;
+        c.bedrock.retries.max_retries = 0;
+    })
+    .await;
+    let request = serde_json::json!({"model": "primary", "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Rules", "cache_control": {"type": "ephemeral"}}]},
+        {"role": "user", "content": "hi"}]});
+    let reply = env.post_json("/v1/chat/completions", &request).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.headers["x-ai-gateway-served-by"], "backup");
+    assert_eq!(reply.headers["x-ai-gateway-ignored-params"], "cache_control");
+    let sent = env.mock.last_request().unwrap();
+    assert_eq!(sent.path.split('/').nth(2), Some("amazon.nova-lite-v1%3A0"));
+    let body: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body["system"], serde_json::json!([{"text": "Rules"}]), "{body}");
+}
+
+#[tokio::test]
 async fn a_repeatedly_failing_model_is_skipped_by_its_circuit_breaker() {
     let dir = tempfile::tempdir().unwrap();
     let env = with_fallbacks(&dir).await;

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::metrics::{Endpoint, Outcome};
 use crate::openai::request::ChatCompletionRequest;
 use crate::routing::Route;
-use crate::translate::request::{Context, Ignored};
+use crate::translate::request::{Context, Ignored, Translation};
 use crate::translate::response::{ResponseMeta, Usage, to_chat_completion_with};
 use crate::translate::stream::StreamTranslator;
 use crate::translate::{self};
@@ -82,7 +82,7 @@ async fn respond(
     // Parse and translate in one block: the parsed request borrows `body` and is gone before
     // the first await on the upstream. The only await inside is fetching image URLs, when that
     // is enabled and the request has any.
-    let (route, stream, include_usage, converse, translation) = {
+    let (route, stream, include_usage, primary, fallbacks) = {
         let parsed = ChatCompletionRequest::parse(&mut body)?;
         let route = shared
             .models
@@ -118,13 +118,13 @@ async fn respond(
             images: &images,
         };
         let translation = translate::request::to_converse_with(&parsed, &cx, &mut converse)?;
-        (
-            route,
-            parsed.stream,
-            parsed.include_usage(),
-            converse,
+        let fallbacks = translate_for_fallbacks(shared, &route, &parsed, &images, body_len);
+        let primary = Prepared {
+            target: Arc::clone(&route),
+            body: Bytes::from(converse),
             translation,
-        )
+        };
+        (route, parsed.stream, parsed.include_usage(), primary, fallbacks)
     };
 
     let operation = if stream {
@@ -133,7 +133,14 @@ async fn respond(
         Operation::Converse
     };
     let sent = Instant::now();
-    let (upstream, served_by) = send_with_fallbacks(shared, &route, operation, Bytes::from(converse)).await?;
+    let (
+        upstream,
+        Prepared {
+            target: served_by,
+            translation,
+            ..
+        },
+    ) = send_with_fallbacks(shared, &route, operation, primary, fallbacks).await?;
     let series = route.series(&shared.metrics);
     series.upstream_headers(sent.elapsed());
     let key: Arc<str> = grant.key_name().map_or_else(super::empty_label, Arc::from);
@@ -227,41 +234,77 @@ fn insert_served_by(headers: &mut http::HeaderMap, route: &Route, served_by: &Ro
     }
 }
 
+/// The request translated for one target: the route itself or one of its fallbacks.
+struct Prepared {
+    target: Arc<Route>,
+    body: Bytes,
+    translation: Translation,
+}
+
+/// The request translated for each of the route's fallbacks with that model's own options
+/// (a fallback may lack prompt caching, structured output or reasoning the first model has).
+/// A fallback the request cannot be translated for is left out: it could only answer 400.
+fn translate_for_fallbacks(
+    shared: &Shared,
+    route: &Route,
+    parsed: &ChatCompletionRequest<'_>,
+    images: &[translate::request::FetchedImage],
+    capacity: usize,
+) -> Vec<Prepared> {
+    route
+        .fallbacks
+        .iter()
+        .filter_map(|alias| shared.models.get(alias))
+        .filter(|target| target.kind != crate::routing::ModelKind::Embedding)
+        .filter_map(|target| {
+            let mut body = Vec::with_capacity(capacity + 256);
+            let cx = Context {
+                options: &shared.request_options,
+                model: &target.options,
+                images,
+            };
+            match translate::request::to_converse_with(parsed, &cx, &mut body) {
+                Ok(translation) => Some(Prepared {
+                    target,
+                    body: Bytes::from(body),
+                    translation,
+                }),
+                Err(e) => {
+                    tracing::debug!(model = %target.alias, error = %e.message, "fallback left out: the request does not translate for it");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
 /// Sends to the route, then to each of its fallbacks in turn while the failure is one a
 /// fallback may answer (throttling, 5xx, unreachable; each target already retried per
 /// `bedrock.retries`). Targets whose circuit breaker is open are skipped, unless every one is.
+/// Returns the response with the translation of the target that gave it.
 async fn send_with_fallbacks(
     shared: &Shared,
     route: &Arc<Route>,
     operation: Operation,
-    body: Bytes,
-) -> Result<(Response<Incoming>, Arc<Route>), Error> {
-    if route.fallbacks.is_empty() {
-        return attempt(shared, route, Arc::clone(route), operation, body).await;
+    primary: Prepared,
+    fallbacks: Vec<Prepared>,
+) -> Result<(Response<Incoming>, Prepared), Error> {
+    if fallbacks.is_empty() {
+        let response = attempt(shared, route, &primary.target, operation, primary.body.clone()).await?;
+        return Ok((response, primary));
     }
     let now = monotonic_ms();
-    let mut targets: Vec<Arc<Route>> = std::iter::once(Arc::clone(route))
-        .chain(
-            route
-                .fallbacks
-                .iter()
-                .filter_map(|alias| shared.models.get(alias)),
-        )
-        .collect();
-    if targets.len() > 1 {
-        let allowed: Vec<Arc<Route>> = targets
-            .iter()
-            .filter(|t| t.breaker.allows(now, breaker::DEFAULT_COOL_DOWN))
-            .cloned()
-            .collect();
-        if !allowed.is_empty() {
-            targets = allowed;
-        }
+    let mut targets: Vec<Prepared> = std::iter::once(primary).chain(fallbacks).collect();
+    if targets
+        .iter()
+        .any(|t| t.target.breaker.allows(now, breaker::DEFAULT_COOL_DOWN))
+    {
+        targets.retain(|t| t.target.breaker.allows(now, breaker::DEFAULT_COOL_DOWN));
     }
     let mut last = None;
-    for target in targets {
-        match attempt(shared, route, target, operation, body.clone()).await {
-            Ok(served) => return Ok(served),
+    for prepared in targets {
+        match attempt(shared, route, &prepared.target, operation, prepared.body.clone()).await {
+            Ok(response) => return Ok((response, prepared)),
             Err(error) if retry::is_retryable(&error) => last = Some(error),
             Err(error) => return Err(error),
         }
@@ -274,17 +317,17 @@ async fn send_with_fallbacks(
 async fn attempt(
     shared: &Shared,
     route: &Route,
-    target: Arc<Route>,
+    target: &Route,
     operation: Operation,
     body: Bytes,
-) -> Result<(Response<Incoming>, Arc<Route>), Error> {
-    match shared.upstream.send(&target, operation, body).await {
+) -> Result<Response<Incoming>, Error> {
+    match shared.upstream.send(target, operation, body).await {
         Ok(response) => {
             target.breaker.succeeded();
             if target.alias != route.alias {
                 shared.metrics.fallback(&route.label, &target.label);
             }
-            Ok((response, target))
+            Ok(response)
         }
         Err(error) => {
             if retry::is_retryable(&error)
