@@ -179,6 +179,9 @@ pub struct ModelSeries {
     first_chunk: Histogram,
     stream_duration: Histogram,
     streams: [Counter; 4],
+    /// Token counters of requests without an API key, by [`TokenKind`], each created when
+    /// first used (as the family creates them).
+    keyless_tokens: [OnceLock<Counter>; 4],
 }
 
 impl ModelSeries {
@@ -205,6 +208,32 @@ impl ModelSeries {
         self.streams[outcome as usize].inc();
         self.stream_duration.observe(elapsed.as_secs_f64());
     }
+
+    /// Tokens used by one of this model's (`model`'s) requests with API key `key`, empty
+    /// without one: keyless requests count through handles resolved once, others through
+    /// the family.
+    pub fn tokens(&self, metrics: &Metrics, model: &ModelLabel, key: &Arc<str>, usage: &Usage) {
+        if !key.is_empty() {
+            return metrics.tokens(model, key, usage);
+        }
+        for (kind, n) in token_counts(usage) {
+            if n > 0 {
+                self.keyless_tokens[kind as usize]
+                    .get_or_init(|| metrics.token_counter(model, key, kind))
+                    .inc_by(n);
+            }
+        }
+    }
+}
+
+/// A request's token counts by kind.
+fn token_counts(usage: &Usage) -> [(TokenKind, u64); 4] {
+    [
+        (TokenKind::input, usage.input_tokens),
+        (TokenKind::output, usage.output_tokens),
+        (TokenKind::cache_read, usage.cache_read_tokens),
+        (TokenKind::cache_write, usage.cache_write_tokens),
+    ]
 }
 
 /// Every metric the gateway exports.
@@ -410,6 +439,7 @@ impl Metrics {
                     stream(Outcome::timeout),
                     stream(Outcome::client_cancelled),
                 ],
+                keyless_tokens: Default::default(),
             }
         })
     }
@@ -430,21 +460,20 @@ impl Metrics {
 
     /// Token usage reported by Bedrock for one reply.
     pub fn tokens(&self, model: &ModelLabel, key: &Arc<str>, usage: &Usage) {
-        for (kind, n) in [
-            (TokenKind::input, usage.input_tokens),
-            (TokenKind::output, usage.output_tokens),
-            (TokenKind::cache_read, usage.cache_read_tokens),
-            (TokenKind::cache_write, usage.cache_write_tokens),
-        ] {
+        for (kind, n) in token_counts(usage) {
             if n > 0 {
-                let labels = TokenLabels {
-                    model: Arc::clone(model),
-                    key: Arc::clone(key),
-                    kind,
-                };
-                self.tokens.get_or_create(&labels).inc_by(n);
+                self.token_counter(model, key, kind).inc_by(n);
             }
         }
+    }
+
+    fn token_counter(&self, model: &ModelLabel, key: &Arc<str>, kind: TokenKind) -> Counter {
+        let labels = TokenLabels {
+            model: Arc::clone(model),
+            key: Arc::clone(key),
+            kind,
+        };
+        self.tokens.get_or_create(&labels).clone()
     }
 
     /// A Bedrock error, by its (normalised) name.
@@ -711,6 +740,32 @@ mod tests {
         );
         assert!(t.contains(r#"ai_gateway_tokens_total{model="m",key="team-a",kind="cache_read"} 100"#));
         assert!(!t.contains(r#"kind="cache_write""#));
+    }
+
+    #[test]
+    fn a_models_series_counts_keyless_and_keyed_tokens_into_the_family() {
+        let m = Metrics::new();
+        let model: ModelLabel = Arc::from("m");
+        let cell = OnceLock::new();
+        let series = m.series(&cell, &model);
+        let usage = Usage {
+            input_tokens: 10,
+            output_tokens: 5,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+        };
+        series.tokens(&m, &model, &Arc::from(""), &usage);
+        series.tokens(&m, &model, &Arc::from(""), &usage);
+        series.tokens(&m, &model, &Arc::from("team-a"), &usage);
+        let t = text(&m);
+        for expected in [
+            r#"ai_gateway_tokens_total{model="m",key="",kind="input"} 20"#,
+            r#"ai_gateway_tokens_total{model="m",key="",kind="output"} 10"#,
+            r#"ai_gateway_tokens_total{model="m",key="team-a",kind="input"} 10"#,
+        ] {
+            assert!(t.contains(expected), "{expected} in {t}");
+        }
+        assert!(!t.contains(r#"kind="cache_read""#), "{t}");
     }
 
     #[test]

@@ -164,11 +164,10 @@ async fn respond(
             if let Some(request_id) = &logged_id {
                 log_access(request_id, &ended.alias, true, outcome, usage, started);
             }
-            ended
-                .series(&metrics)
-                .stream_end(Outcome::from(outcome), started.elapsed());
+            let series = ended.series(&metrics);
+            series.stream_end(Outcome::from(outcome), started.elapsed());
             if let Some(usage) = &usage {
-                metrics.tokens(&ended.label, &key, usage);
+                series.tokens(&metrics, &ended.label, &key, usage);
             }
             drop(in_flight);
             grant.settle(outcome, usage);
@@ -200,7 +199,7 @@ async fn respond(
             .await?;
         let mut out = Vec::with_capacity(reply.len() + 256);
         let usage = to_chat_completion_with(&mut reply, &meta, &translation.response, &mut out)?;
-        shared.metrics.tokens(&route.label, &key, &usage);
+        series.tokens(&shared.metrics, &route.label, &key, &usage);
         grant.settle(StreamOutcome::Ok, Some(usage));
         log_access(
             request_id,

@@ -624,20 +624,30 @@ mod direct {
     /// changes is `%`: unreserved characters, `/` and `%`, no empty, `.` or `..` segment
     /// (a trailing `/` is kept by both).
     pub(super) fn is_plain_path(path: &str) -> bool {
+        const fn plain_bytes() -> [bool; 256] {
+            let mut table = [false; 256];
+            let mut b = 0;
+            while b < 256 {
+                let c = b as u8;
+                table[b] = c.is_ascii_alphanumeric() || matches!(c, b'/' | b'.' | b'-' | b'_' | b'~' | b'%');
+                b += 1;
+            }
+            table
+        }
+        const PLAIN: [bool; 256] = plain_bytes();
         let Some(rest) = path.strip_prefix('/') else {
             return false;
         };
-        if !rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_' | b'~' | b'%'))
-        {
-            return false;
+        let mut previous = b'/';
+        for &b in rest.as_bytes() {
+            // An empty segment is a `/` after a `/`; a trailing `/` leaves the last one empty.
+            if !PLAIN[usize::from(b)] || b == b'/' && previous == b'/' {
+                return false;
+            }
+            previous = b;
         }
-        let dot_segment = |s: &str| s == "." || s == "..";
-        let mut segments = rest.split('/');
-        // The last segment may be empty (a trailing `/`); no other may.
-        let last = segments.next_back().unwrap_or_default();
-        !dot_segment(last) && segments.all(|s| !s.is_empty() && !dot_segment(s))
+        // A `.` or `..` segment starts with `/.`: rare, so looked for only then.
+        !path.contains("/.") || !rest.split('/').any(|s| s == "." || s == "..")
     }
 
     /// Appends `path` with every `%` written as `%25`, the second encoding aws-sigv4 applies.
