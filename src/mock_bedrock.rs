@@ -11,6 +11,7 @@
 //! | `POST /model/{modelId}/converse` | 200 JSON (`output.message`, `stopReason`, `usage`, `metrics`) |
 //! | `POST /model/{modelId}/converse-stream` | 200 `application/vnd.amazon.eventstream`, frames sent one by one as produced |
 //! | `POST /model/{modelId}/invoke` | embedding models only (Titan Text Embeddings, Cohere Embed): deterministic vectors, see `embed.rs` |
+//! | `POST /model/{modelId}/invoke-with-response-stream` | Anthropic Messages bodies only: the last user turn echoed as model-native `chunk` events, with Bedrock's invocation metrics, see `invoke_stream.rs` |
 //! | anything else | 404 `UnknownOperationException` |
 //! | `GET /__mock/last-request` | the last request's body, with its path in `x-mock-path` (no authentication; for out-of-process tests) |
 //!
@@ -76,6 +77,7 @@
 
 mod embed;
 pub mod fast;
+mod invoke_stream;
 mod reply;
 mod script;
 mod verify;
@@ -438,6 +440,7 @@ enum Operation {
     Converse,
     ConverseStream,
     Invoke,
+    InvokeStream,
 }
 
 /// `(operation, raw model id segment)` for the Converse routes.
@@ -451,6 +454,7 @@ fn route<'p>(method: &Method, path: &'p str) -> Option<(Operation, &'p str)> {
         "converse" => Operation::Converse,
         "converse-stream" => Operation::ConverseStream,
         "invoke" => Operation::Invoke,
+        "invoke-with-response-stream" => Operation::InvokeStream,
         _ => return None,
     };
     (!model.is_empty()).then_some((operation, model))
@@ -483,7 +487,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
         let counter = match operation {
             Operation::Converse => &state.counters.converse_calls,
             Operation::ConverseStream => &state.counters.stream_calls,
-            Operation::Invoke => &state.counters.invoke_calls,
+            Operation::Invoke | Operation::InvokeStream => &state.counters.invoke_calls,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -533,9 +537,13 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
             &message,
         );
     }
-    if operation == Operation::Invoke {
+    if matches!(operation, Operation::Invoke | Operation::InvokeStream) {
         let model = percent_encoding::percent_decode_str(model).decode_utf8_lossy();
-        return embed::invoke(&request_id, &model, &body);
+        return if operation == Operation::Invoke {
+            embed::invoke(&request_id, &model, &body)
+        } else {
+            invoke_stream::invoke_stream(&request_id, &model, &body)
+        };
     }
     let script = match script::parse(&body) {
         Ok(script) => script,
@@ -557,7 +565,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
         );
     }
     match operation {
-        Operation::Converse | Operation::Invoke => converse(&request_id, script, started).await,
+        Operation::Converse | Operation::Invoke | Operation::InvokeStream => {
+            converse(&request_id, script, started).await
+        }
         Operation::ConverseStream => {
             let body = MockBody::Stream(reply::stream(script, state.counters.clone(), started));
             let mut response = Response::new(body);

@@ -584,3 +584,50 @@ async fn native_converse_calls_are_charged_their_tokens() {
     assert_rate_limited(&refused, "tokens per minute");
     assert_eq!(refused.headers["retry-after"], "19");
 }
+
+#[tokio::test]
+async fn native_invoke_streams_are_charged_from_bedrock_invocation_metrics() {
+    let mut keys = Keys::new();
+    let (key, _) = keys.add("tpm", limits(None, Some(100), None));
+    let clock = ManualClock::new(T0_MS);
+    let (env, _gw) = start(&keys.path, &clock).await;
+    // The mock answers with the prompt's 10 words in and the same 10 out, reported in the
+    // last chunk's `amazon-bedrock-invocationMetrics`.
+    let native = json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
+        "messages": [{"role": "user", "content": "one two three four five six seven eight nine ten"}]});
+    let reply = post_as(
+        &env,
+        "/model/claude-3-haiku/invoke-with-response-stream",
+        Some(&key),
+        &native,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.headers["content-type"],
+        "application/vnd.amazon.eventstream"
+    );
+    assert_eq!(reply.headers["x-ratelimit-remaining-tokens"], "100");
+
+    // The charge lands when the relayed stream ends, just after its last byte.
+    let mut remaining = String::new();
+    for _ in 0..100 {
+        let probe = post_as(
+            &env,
+            "/v1/chat/completions",
+            Some(&key),
+            &chat("claude-3-haiku", "hi mock:usage=0,0,0,0", false),
+        )
+        .await;
+        assert_eq!(probe.status, 200, "{}", probe.text());
+        remaining = probe.headers["x-ratelimit-remaining-tokens"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        if remaining != "100" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(remaining, "80", "10 + 10 tokens charged");
+}

@@ -330,7 +330,7 @@ async fn unverified_mock_accepts_unsigned_requests() {
 #[tokio::test]
 async fn unknown_routes_are_unknown_operation() {
     let mock = mk_mock(MockConfig::default()).await;
-    for operation in ["invoke-with-response-stream", "nope"] {
+    for operation in ["invoke-with-response-streams", "nope"] {
         let response = send(&mk_client(), &mock, operation, "hi").await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{operation}");
         assert!(error_type(&response).starts_with("UnknownOperationException:"));
@@ -721,4 +721,63 @@ fn config_debug_hides_secrets() {
         !text.contains(MOCK_SECRET_ACCESS_KEY) && !text.contains("ABSKsecret"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn invoke_with_response_stream_sends_anthropic_chunks_and_invocation_metrics() {
+    use base64::Engine as _;
+    let mock = mk_mock(MockConfig::default()).await;
+    let body = Bytes::from(
+        serde_json::to_vec(
+            &json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "one two three"}]}]}),
+        )
+        .unwrap(),
+    );
+    let req = mk_signed(
+        &mock,
+        "invoke-with-response-stream",
+        body,
+        &MockConfig::default().credentials(),
+    );
+    let response = mk_client().request(req).await.unwrap();
+    assert_eq!(
+        response.headers()["x-amzn-bedrock-content-type"],
+        "application/json"
+    );
+    let (events, end) = read_stream(response).await;
+    assert_eq!(end, End::Clean);
+    let native: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e.kind, "event:chunk");
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(e.payload["bytes"].as_str().unwrap())
+                .unwrap();
+            serde_json::from_slice(&bytes).unwrap()
+        })
+        .collect();
+    let types: Vec<&str> = native.iter().map(|n| n["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    let text: String = native
+        .iter()
+        .filter_map(|n| n["delta"]["text"].as_str())
+        .collect();
+    assert_eq!(text, "one two three ");
+    let metrics = &native[7]["amazon-bedrock-invocationMetrics"];
+    assert_eq!(metrics["inputTokenCount"], 3);
+    assert_eq!(metrics["outputTokenCount"], 3);
+    assert_eq!(mock.converse_calls() + mock.stream_calls(), 0);
 }

@@ -6,9 +6,12 @@
 //! - `converse-stream`: the frames are decoded in place alongside the relay and the `metadata`
 //!   event's `usage` is taken.
 //! - `invoke`: Bedrock's `x-amzn-bedrock-input-token-count` and `-output-token-count` headers.
-//! - `invoke-with-response-stream`: model-native chunks with no common usage shape: not
-//!   charged.
+//! - `invoke-with-response-stream`: the frames are decoded in place alongside the relay; each
+//!   `chunk` event's model-native bytes are read for the `amazon-bedrock-invocationMetrics`
+//!   object Bedrock adds to the last one (`inputTokenCount`, `outputTokenCount`).
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use http::HeaderMap;
 use serde::Deserialize;
@@ -36,6 +39,7 @@ pub struct Meter {
 enum Reading {
     Body(Vec<u8>),
     Frames(Box<EventDecoder>),
+    Chunks(Box<EventDecoder>),
     Nothing,
 }
 
@@ -46,7 +50,7 @@ impl Meter {
             NativeOperation::Converse => (Reading::Body(Vec::new()), None),
             NativeOperation::ConverseStream => (Reading::Frames(Box::default()), None),
             NativeOperation::Invoke => (Reading::Nothing, usage_from_headers(headers)),
-            NativeOperation::InvokeWithResponseStream => (Reading::Nothing, None),
+            NativeOperation::InvokeWithResponseStream => (Reading::Chunks(Box::default()), None),
         };
         Self {
             grant: Some(grant),
@@ -57,6 +61,7 @@ impl Meter {
 
     /// Looks at one relayed chunk.
     pub fn observe(&mut self, chunk: &Bytes) {
+        let chunks = matches!(self.reading, Reading::Chunks(_));
         match &mut self.reading {
             Reading::Body(body) => {
                 if body.len() + chunk.len() <= MAX_METERED_BODY {
@@ -65,22 +70,24 @@ impl Meter {
                     self.reading = Reading::Nothing;
                 }
             }
-            Reading::Frames(decoder) => {
+            Reading::Frames(decoder) | Reading::Chunks(decoder) => {
                 decoder.push_bytes(chunk.clone());
                 loop {
                     match decoder.next_message() {
                         Ok(Some(message)) => {
-                            if let Ok(Frame::Event {
-                                event_type: "metadata",
-                                payload,
-                            }) = classify(&message)
-                                && let Ok(Some(usage)) = crate::json::parse_copy(payload, |d| {
-                                    MetadataEvent::deserialize(d)
-                                        .ok()
-                                        .and_then(|event| event.usage.as_ref().map(Usage::from))
-                                })
-                            {
-                                self.usage = Some(usage);
+                            let usage = match classify(&message) {
+                                Ok(Frame::Event {
+                                    event_type: "metadata",
+                                    payload,
+                                }) if !chunks => metadata_usage(payload),
+                                Ok(Frame::Event {
+                                    event_type: "chunk",
+                                    payload,
+                                }) if chunks => invocation_metrics(payload),
+                                _ => None,
+                            };
+                            if usage.is_some() {
+                                self.usage = usage;
                             }
                         }
                         Ok(None) => break,
@@ -123,6 +130,59 @@ impl Drop for Meter {
     fn drop(&mut self) {
         self.finish(false);
     }
+}
+
+/// A ConverseStream `metadata` event's usage.
+fn metadata_usage(payload: &[u8]) -> Option<Usage> {
+    crate::json::parse_copy(payload, |d| {
+        MetadataEvent::deserialize(d)
+            .ok()
+            .and_then(|event| event.usage.as_ref().map(Usage::from))
+    })
+    .ok()
+    .flatten()
+}
+
+/// The usage in an InvokeModelWithResponseStream `chunk` event (`{"bytes": "<base64>"}`), if
+/// its model-native JSON carries `amazon-bedrock-invocationMetrics`.
+fn invocation_metrics(payload: &[u8]) -> Option<Usage> {
+    #[derive(Deserialize)]
+    struct Chunk<'a> {
+        #[serde(borrow)]
+        bytes: std::borrow::Cow<'a, str>,
+    }
+    #[derive(Deserialize)]
+    struct Native {
+        #[serde(rename = "amazon-bedrock-invocationMetrics")]
+        metrics: Option<InvocationMetrics>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct InvocationMetrics {
+        input_token_count: u64,
+        #[serde(default)]
+        output_token_count: u64,
+    }
+    const MARKER: &[u8] = b"amazon-bedrock-invocationMetrics";
+    let native = crate::json::parse_copy(payload, |d| {
+        Chunk::deserialize(d)
+            .ok()
+            .and_then(|chunk| BASE64.decode(chunk.bytes.as_bytes()).ok())
+    })
+    .ok()
+    .flatten()?;
+    if !native.windows(MARKER.len()).any(|w| w == MARKER) {
+        return None;
+    }
+    let metrics = crate::json::parse_copy(&native, |d| Native::deserialize(d).ok())
+        .ok()
+        .flatten()?
+        .metrics?;
+    Some(Usage {
+        input_tokens: metrics.input_token_count,
+        output_tokens: metrics.output_token_count,
+        ..Usage::default()
+    })
 }
 
 /// `invoke`'s usage from Bedrock's token-count headers.
