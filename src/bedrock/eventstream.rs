@@ -186,9 +186,9 @@ fn read_frame(frame: &[u8], headers_len: usize) -> Result<Message<'_>, DecodeErr
         payload,
         known: Known::default(),
     };
-    let mut rest = headers;
-    while !rest.is_empty() {
-        let (name, value) = next_header(&mut rest)?;
+    let mut cursor = HeaderCursor::new(headers);
+    while !cursor.is_empty() {
+        let (name, value) = cursor.next_header()?;
         if let HeaderValueRef::String(value) = value {
             let slot = match name {
                 ":message-type" => &mut message.known.message_type,
@@ -238,44 +238,86 @@ fn be32(bytes: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
-/// Takes one header off the front of `rest` (reference: event-stream §3).
-fn next_header<'b>(rest: &mut &'b [u8]) -> Result<(&'b str, HeaderValueRef<'b>), DecodeError> {
-    let cut = DecodeError::Header("cut short");
-    let (&name_len, tail) = rest.split_first().ok_or(cut)?;
-    let (name, tail) = tail.split_at_checked(usize::from(name_len)).ok_or(cut)?;
-    let name = std::str::from_utf8(name).map_err(|_| DecodeError::Header("name is not UTF-8"))?;
-    let (&value_type, tail) = tail.split_first().ok_or(cut)?;
-    let fixed = |n: usize| tail.split_at_checked(n).ok_or(cut);
-    let (value, tail) = match value_type {
-        0 => (HeaderValueRef::Bool(true), tail),
-        1 => (HeaderValueRef::Bool(false), tail),
-        2 => fixed(1).map(|(v, t)| (HeaderValueRef::Byte(v[0] as i8), t))?,
-        3 => fixed(2).map(|(v, t)| (HeaderValueRef::Int16(i16::from_be_bytes([v[0], v[1]])), t))?,
-        4 => fixed(4).map(|(v, t)| (HeaderValueRef::Int32(be32(v, 0) as i32), t))?,
-        5 => fixed(8).map(|(v, t)| (HeaderValueRef::Int64(i64::from_be_bytes(dword(v))), t))?,
-        6 | 7 => {
-            let (len, tail) = fixed(2)?;
-            let (bytes, tail) = tail
-                .split_at_checked(usize::from(u16::from_be_bytes([len[0], len[1]])))
-                .ok_or(cut)?;
-            if value_type == 6 {
-                (HeaderValueRef::Bytes(bytes), tail)
-            } else {
-                let text = std::str::from_utf8(bytes)
-                    .map_err(|_| DecodeError::Header("string value is not UTF-8"))?;
-                (HeaderValueRef::String(text), tail)
-            }
+/// Reads the headers of one message (reference: event-stream §3). When the whole section is
+/// ASCII, as Bedrock's are, it is checked as UTF-8 once and names and string values are sliced
+/// out of it; otherwise each one is checked on its own.
+struct HeaderCursor<'b> {
+    bytes: &'b [u8],
+    ascii: Option<&'b str>,
+    at: usize,
+}
+
+impl<'b> HeaderCursor<'b> {
+    fn new(bytes: &'b [u8]) -> Self {
+        let ascii = if bytes.is_ascii() {
+            std::str::from_utf8(bytes).ok()
+        } else {
+            None
+        };
+        Self { bytes, ascii, at: 0 }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+
+    /// The next `n` bytes and where they start.
+    fn take(&mut self, n: usize) -> Result<(usize, &'b [u8]), DecodeError> {
+        let start = self.at;
+        let bytes = self
+            .bytes
+            .get(start..start.saturating_add(n))
+            .ok_or(DecodeError::Header("cut short"))?;
+        self.at = start + n;
+        Ok((start, bytes))
+    }
+
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?.1[0])
+    }
+
+    fn text(&mut self, n: usize, not_utf8: &'static str) -> Result<&'b str, DecodeError> {
+        let (start, bytes) = self.take(n)?;
+        match self.ascii {
+            Some(text) => text.get(start..start + n),
+            None => std::str::from_utf8(bytes).ok(),
         }
-        8 => fixed(8).map(|(v, t)| (HeaderValueRef::Timestamp(i64::from_be_bytes(dword(v))), t))?,
-        9 => fixed(16).map(|(v, t)| {
-            let mut uuid = [0; 16];
-            uuid.copy_from_slice(v);
-            (HeaderValueRef::Uuid(u128::from_be_bytes(uuid)), t)
-        })?,
-        _ => return Err(DecodeError::Header("unknown value type")),
-    };
-    *rest = tail;
-    Ok((name, value))
+        .ok_or(DecodeError::Header(not_utf8))
+    }
+
+    /// Takes one header.
+    fn next_header(&mut self) -> Result<(&'b str, HeaderValueRef<'b>), DecodeError> {
+        let name_len = self.byte()?;
+        let name = self.text(usize::from(name_len), "name is not UTF-8")?;
+        let value = match self.byte()? {
+            0 => HeaderValueRef::Bool(true),
+            1 => HeaderValueRef::Bool(false),
+            2 => HeaderValueRef::Byte(self.byte()? as i8),
+            3 => {
+                let v = self.take(2)?.1;
+                HeaderValueRef::Int16(i16::from_be_bytes([v[0], v[1]]))
+            }
+            4 => HeaderValueRef::Int32(be32(self.take(4)?.1, 0) as i32),
+            5 => HeaderValueRef::Int64(i64::from_be_bytes(dword(self.take(8)?.1))),
+            value_type @ (6 | 7) => {
+                let len = self.take(2)?.1;
+                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                if value_type == 6 {
+                    HeaderValueRef::Bytes(self.take(len)?.1)
+                } else {
+                    HeaderValueRef::String(self.text(len, "string value is not UTF-8")?)
+                }
+            }
+            8 => HeaderValueRef::Timestamp(i64::from_be_bytes(dword(self.take(8)?.1))),
+            9 => {
+                let mut uuid = [0; 16];
+                uuid.copy_from_slice(self.take(16)?.1);
+                HeaderValueRef::Uuid(u128::from_be_bytes(uuid))
+            }
+            _ => return Err(DecodeError::Header("unknown value type")),
+        };
+        Ok((name, value))
+    }
 }
 
 /// The eight bytes at the front of `v`; the caller has checked the length.
@@ -349,12 +391,12 @@ impl<'b> Message<'b> {
 
     /// Every header in frame order (names may repeat).
     pub fn headers(&self) -> impl Iterator<Item = (&'b str, HeaderValueRef<'b>)> + use<'b> {
-        let mut rest = self.headers;
+        let mut cursor = HeaderCursor::new(self.headers);
         std::iter::from_fn(move || {
-            if rest.is_empty() {
+            if cursor.is_empty() {
                 None
             } else {
-                next_header(&mut rest).ok()
+                cursor.next_header().ok()
             }
         })
     }
