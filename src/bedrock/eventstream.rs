@@ -239,22 +239,19 @@ fn be32(bytes: &[u8], at: usize) -> u32 {
 }
 
 /// Reads the headers of one message (reference: event-stream §3). When the whole section is
-/// ASCII, as Bedrock's are, it is checked as UTF-8 once and names and string values are sliced
-/// out of it; otherwise each one is checked on its own.
+/// UTF-8, as Bedrock's (ASCII) are, it is checked once and names and string values are sliced
+/// out of it; a slice that does not fall on character boundaries, or any slice of a section
+/// that is not UTF-8, is checked on its own.
 struct HeaderCursor<'b> {
     bytes: &'b [u8],
-    ascii: Option<&'b str>,
+    text: Option<&'b str>,
     at: usize,
 }
 
 impl<'b> HeaderCursor<'b> {
     fn new(bytes: &'b [u8]) -> Self {
-        let ascii = if bytes.is_ascii() {
-            std::str::from_utf8(bytes).ok()
-        } else {
-            None
-        };
-        Self { bytes, ascii, at: 0 }
+        let text = std::str::from_utf8(bytes).ok();
+        Self { bytes, text, at: 0 }
     }
 
     fn is_empty(&self) -> bool {
@@ -278,11 +275,10 @@ impl<'b> HeaderCursor<'b> {
 
     fn text(&mut self, n: usize, not_utf8: &'static str) -> Result<&'b str, DecodeError> {
         let (start, bytes) = self.take(n)?;
-        match self.ascii {
-            Some(text) => text.get(start..start + n),
-            None => std::str::from_utf8(bytes).ok(),
-        }
-        .ok_or(DecodeError::Header(not_utf8))
+        self.text
+            .and_then(|text| text.get(start..start + n))
+            .or_else(|| std::str::from_utf8(bytes).ok())
+            .ok_or(DecodeError::Header(not_utf8))
     }
 
     /// Takes one header.
