@@ -42,9 +42,18 @@ pub(super) struct ConnContext {
 }
 
 /// Serves one accepted socket to its end.
-pub(super) async fn run(stream: TcpStream, peer: SocketAddr, mut cx: ConnContext) {
+pub(super) async fn run(stream: TcpStream, peer: SocketAddr, cx: ConnContext) {
+    if cx.gateway.shared().security.tls.is_some() {
+        // Boxed: a plain connection's task then carries no TLS handshake or stream state.
+        Box::pin(run_tls(stream, peer, cx)).await;
+    } else {
+        serve(TokioIo::new(stream), peer, cx).await;
+    }
+}
+
+async fn run_tls(stream: TcpStream, peer: SocketAddr, mut cx: ConnContext) {
     let Some(tls) = &cx.gateway.shared().security.tls else {
-        return serve(TokioIo::new(stream), peer, cx).await;
+        return;
     };
     let handshake = tokio::time::timeout(cx.handshake_timeout, tls.acceptor().accept(stream));
     let stream = tokio::select! {
