@@ -7,7 +7,7 @@
 #   QUICK=1 loadtest/run.sh    # shorter phases, about 2 minutes
 #
 # Settings (environment): QUICK, OUT, SERVER_CPUS (default 0), LOAD_CPUS (default 1),
-# MOCK_CPUS (default SERVER_CPUS),
+# MOCK_CPUS (default SERVER_CPUS), MOCK_SCHED (normal, the default, or batch: see below),
 # PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to reuse $OUT/bin,
 # GATEWAY_BIN=path to measure another gateway build against the same mock and hop.
 set -euo pipefail
@@ -19,6 +19,13 @@ OUT="${OUT:-$ROOT/target/loadtest/$(date +%Y%m%d-%H%M%S)}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 LOAD_CPUS="${LOAD_CPUS:-1}"
 MOCK_CPUS="${MOCK_CPUS:-$SERVER_CPUS}"
+# The mock stands in for Bedrock, which never shares a CPU with the sidecar. Sharing CPU 0
+# here, under normal scheduling its wake-ups preempt the server being measured in the middle
+# of its work (about 0.7 times per gateway request at c=32, 0.3 per hop request).
+# MOCK_SCHED=batch runs it as SCHED_BATCH, whose wake-ups do not preempt: CPU per request
+# then shows less of that interference, latencies and c=256 more of the mock's own waits
+# (loadtest/README.md has a run of each).
+MOCK_SCHED="${MOCK_SCHED:-normal}"
 PORT_MOCK="${PORT_MOCK:-29000}"
 PORT_HOP="${PORT_HOP:-29100}"
 PORT_GW="${PORT_GW:-28080}"
@@ -46,6 +53,12 @@ if ! command -v oha >/dev/null 2>&1; then
     cargo install oha --locked -j"$JOBS" >&2
 fi
 command -v taskset >/dev/null 2>&1 || { log "taskset is required (util-linux)"; exit 1; }
+case "$MOCK_SCHED" in
+    normal) MOCK_PREFIX=() ;;
+    batch) command -v chrt >/dev/null 2>&1 || { log "chrt is required (util-linux)"; exit 1; }
+           MOCK_PREFIX=(chrt --batch 0) ;;
+    *) log "MOCK_SCHED must be normal or batch"; exit 1 ;;
+esac
 command -v python3 >/dev/null 2>&1 || { log "python3 is required for the report"; exit 1; }
 
 # 10,000 held streams need about 10,000 descriptors in each server (HTTP/2 downstream, one
@@ -92,7 +105,7 @@ wait_port() {
 }
 
 start_mock() {
-    taskset -c "$MOCK_CPUS" "$BIN/ai-gateway" mock-bedrock --fast --listen "127.0.0.1:$PORT_MOCK" \
+    "${MOCK_PREFIX[@]}" taskset -c "$MOCK_CPUS" "$BIN/ai-gateway" mock-bedrock --fast --listen "127.0.0.1:$PORT_MOCK" \
         --frames 20 >"$OUT/logs/mock.log" 2>&1 &
     PID[mock]=$!
     wait_port "$PORT_MOCK"
@@ -150,7 +163,7 @@ body_for() {
 }
 
 # --- phase 1: idle -----------------------------------------------------------------------
-log "starting hop and gateway on CPU $SERVER_CPUS, mock (fast) on CPU $MOCK_CPUS; load generators on CPU $LOAD_CPUS"
+log "starting hop and gateway on CPU $SERVER_CPUS, mock (fast, $MOCK_SCHED scheduling) on CPU $MOCK_CPUS; load generators on CPU $LOAD_CPUS"
 start_mock
 start_hop
 start_gateway
@@ -270,7 +283,7 @@ printf '{"kind":"idle_fresh","hop_kb":%s,"gateway_kb":%s}\n' "$(rss_kb "${PID[ho
 # --- report ------------------------------------------------------------------------------
 {
     echo "machine: $(nproc) CPUs, $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), kernel $(uname -r)"
-    echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS, load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); ${OHA_SECS}s per oha run; quick=$QUICK"
+    echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS ($MOCK_SCHED scheduling), load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); ${OHA_SECS}s per oha run; quick=$QUICK"
     echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
     [[ "$GATEWAY_BIN" == "$BIN/ai-gateway" ]] || echo "gateway binary: $GATEWAY_BIN"
     echo "load average (1, 5, 15 min) at start: $LOAD_AT_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine moves every figure)"
