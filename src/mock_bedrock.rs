@@ -471,10 +471,8 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
     let body = match Limited::new(body, MAX_REQUEST_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            return error(
+            return validation_error(
                 &request_id,
-                StatusCode::BAD_REQUEST,
-                "ValidationException",
                 "The request body could not be read or is larger than 25000000 bytes.",
             );
         }
@@ -530,12 +528,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
         );
     };
     if let Err(message) = check_model_id(model) {
-        return error(
-            &request_id,
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            &message,
-        );
+        return validation_error(&request_id, &message);
     }
     if matches!(operation, Operation::Invoke | Operation::InvokeStream) {
         let model = percent_encoding::percent_decode_str(model).decode_utf8_lossy();
@@ -548,12 +541,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
     let script = match script::parse(&body) {
         Ok(script) => script,
         Err(invalid) => {
-            return error(
-                &request_id,
-                StatusCode::BAD_REQUEST,
-                "ValidationException",
-                &invalid.0,
-            );
+            return validation_error(&request_id, &invalid.0);
         }
     };
     if let Some(status) = script.status {
@@ -668,6 +656,16 @@ fn last_request_response(state: &State) -> Response<MockBody> {
         headers.insert("x-mock-path", path);
     }
     response
+}
+
+/// A 400 `ValidationException`.
+fn validation_error(request_id: &str, message: &str) -> Response<MockBody> {
+    error(
+        request_id,
+        StatusCode::BAD_REQUEST,
+        "ValidationException",
+        message,
+    )
 }
 
 fn error(request_id: &str, status: StatusCode, name: &str, message: &str) -> Response<MockBody> {

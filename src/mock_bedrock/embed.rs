@@ -3,11 +3,11 @@
 //! float embeddings, the input token count in `x-amzn-bedrock-input-token-count`). Vectors are
 //! deterministic functions of the text, so tests can compare them across calls.
 
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderValue, Response, header};
 use serde::Deserialize;
 
 use super::reply::MockBody;
-use super::{error, insert_request_id};
+use super::{insert_request_id, validation_error};
 use crate::json;
 
 /// Cohere Embed's (and Titan v2's default) vector size.
@@ -65,14 +65,7 @@ fn write_vector(out: &mut Vec<u8>, v: &[f32]) {
 
 /// Answers an InvokeModel call for `model_id`.
 pub(super) fn invoke(request_id: &str, model_id: &str, body: &[u8]) -> Response<MockBody> {
-    let invalid = |message: &str| {
-        error(
-            request_id,
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            message,
-        )
-    };
+    let invalid = |message: &str| validation_error(request_id, message);
     let mut scratch = body.to_vec();
     let mut out = Vec::with_capacity(16 * 1024);
     let mut input_tokens = 0;

@@ -6,11 +6,11 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderValue, Response, header};
 use serde::Deserialize;
 
 use super::reply::MockBody;
-use super::{error, insert_request_id};
+use super::{insert_request_id, validation_error};
 use crate::bedrock::eventstream::encode_event;
 use crate::json;
 
@@ -40,14 +40,7 @@ struct NativeBlock {
 
 /// Answers an InvokeModelWithResponseStream call for `model_id`.
 pub(super) fn invoke_stream(request_id: &str, model_id: &str, body: &[u8]) -> Response<MockBody> {
-    let invalid = |message: &str| {
-        error(
-            request_id,
-            StatusCode::BAD_REQUEST,
-            "ValidationException",
-            message,
-        )
-    };
+    let invalid = |message: &str| validation_error(request_id, message);
     if !model_id.contains("anthropic.") {
         return invalid("The mock Bedrock runtime streams InvokeModel for Anthropic models only.");
     }
