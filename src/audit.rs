@@ -6,9 +6,11 @@
 //! log itself, so even a gap is on the chain.
 //!
 //! Each line is `{…,"prev":"<hex>","hash":"<hex>"}`: `prev` is the previous line's `hash`, and
-//! `hash` is the SHA-256 of the line up to (not including) `,"hash":`. Every file the writer
-//! opens starts with an `audit_open` record whose `prev` continues the chain of the file before
-//! it (after logrotate, the previous file).
+//! `hash` is the SHA-256 of the line up to (not including) `,"hash":`, or with
+//! `audit.key_file` its HMAC-SHA256 under that key: then someone who can edit the log but not
+//! read the key cannot rebuild a chain that verifies. Every file the writer opens starts with
+//! an `audit_open` record whose `prev` continues the chain of the file before it (after
+//! logrotate, the previous file); in a keyed log it says `"mac":"hmac-sha256"`.
 
 use std::fmt;
 use std::fs::File;
@@ -19,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use hmac::{KeyInit, Mac};
 use http::Method;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -33,11 +36,70 @@ use crate::translate::response::Usage;
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 const HASH_KEY: &[u8] = b",\"hash\":\"";
+/// What an `audit_open` record of a keyed log carries.
+const MAC_FIELD: &[u8] = b",\"mac\":\"hmac-sha256\"";
 const PREV_KEY: &[u8] = b",\"prev\":\"";
 /// How long `flush` and `reopen` wait for the writer.
 const WRITER_DEADLINE: Duration = Duration::from_secs(5);
 /// Longest path kept in a record; paths are client input.
 const MAX_PATH_CHARS: usize = 512;
+/// Shortest key `audit.key_file` may hold.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// How each line's `hash` is computed: SHA-256, or HMAC-SHA256 under the log's key.
+#[derive(Clone)]
+pub struct LineHasher(Option<hmac::Hmac<Sha256>>);
+
+impl fmt::Debug for LineHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "LineHasher(hmac-sha256)"
+        } else {
+            "LineHasher(sha256)"
+        })
+    }
+}
+
+impl LineHasher {
+    /// Plain SHA-256.
+    pub fn unkeyed() -> Self {
+        Self(None)
+    }
+
+    /// HMAC-SHA256 under `key`, which must hold at least [`MIN_KEY_BYTES`].
+    pub fn keyed(key: &[u8]) -> Result<Self, String> {
+        if key.len() < MIN_KEY_BYTES {
+            return Err(format!("the key must hold at least {MIN_KEY_BYTES} bytes"));
+        }
+        hmac::Hmac::<Sha256>::new_from_slice(key)
+            .map(|mac| Self(Some(mac)))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Reads a key file (a trailing newline is not part of the key).
+    pub fn from_key_file(path: &Path) -> Result<Self, String> {
+        let mut key = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            key.pop();
+        }
+        Self::keyed(&key).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn is_keyed(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn hash(&self, body: &[u8]) -> String {
+        match &self.0 {
+            None => hex(&Sha256::digest(body)),
+            Some(mac) => {
+                let mut mac = mac.clone();
+                mac.update(body);
+                hex(&mac.finalize().into_bytes())
+            }
+        }
+    }
+}
 
 enum Command {
     Line(Vec<u8>),
@@ -80,10 +142,15 @@ impl AuditLog {
                 file: None,
             }
         };
+        let hasher = match &config.key_file {
+            Some(path) => LineHasher::from_key_file(path).map_err(|e| format!("audit.key_file {e}"))?,
+            None => LineHasher::unkeyed(),
+        };
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
         let mut writer = Writer {
             target,
+            hasher,
             prev: GENESIS.to_owned(),
             clock: Arc::clone(&clock),
             counters: Arc::clone(&counters),
@@ -380,6 +447,7 @@ enum Target {
 
 struct Writer {
     target: Target,
+    hasher: LineHasher,
     /// Hash of the last line written, hex.
     prev: String,
     clock: Arc<dyn Clock>,
@@ -449,6 +517,9 @@ impl Writer {
         json::write_str(&mut out, reason);
         out.extend_from_slice(b",\"pid\":");
         json::write_u64(&mut out, u64::from(std::process::id()));
+        if self.hasher.is_keyed() {
+            out.extend_from_slice(b",\"mac\":\"hmac-sha256\"");
+        }
         self.append(out);
         self.flush();
         Ok(())
@@ -477,7 +548,7 @@ impl Writer {
         body.extend_from_slice(PREV_KEY);
         body.extend_from_slice(self.prev.as_bytes());
         body.push(b'"');
-        let hash = hex(&Sha256::digest(&body));
+        let hash = self.hasher.hash(&body);
         body.extend_from_slice(HASH_KEY);
         body.extend_from_slice(hash.as_bytes());
         body.extend_from_slice(b"\"}\n");
@@ -588,9 +659,14 @@ pub struct VerifyError {
     pub reason: String,
 }
 
-/// Checks every line's hash and link. `starts_after`, when given, is the `head` of the
-/// previous file (or [`GENESIS`]), which the first line must continue.
-pub fn verify(reader: impl BufRead, starts_after: Option<&str>) -> Result<Verified, VerifyError> {
+/// Checks every line's hash (with `hasher`: every line of a keyed log is checked with the key,
+/// so a file rechained with plain SHA-256 does not pass) and link. `starts_after`, when given,
+/// is the `head` of the previous file (or [`GENESIS`]), which the first line must continue.
+pub fn verify(
+    reader: impl BufRead,
+    starts_after: Option<&str>,
+    hasher: &LineHasher,
+) -> Result<Verified, VerifyError> {
     let mut prev: Option<String> = None;
     let mut first_prev = String::new();
     let mut lines = 0;
@@ -603,8 +679,16 @@ pub fn verify(reader: impl BufRead, starts_after: Option<&str>) -> Result<Verifi
         let line = line.map_err(|e| fail(&format!("cannot read: {e}")))?;
         let (body, hash) = split_line(&line)
             .ok_or_else(|| fail("not an audit line (no trailing hash): edited, or cut short by a crash"))?;
-        if hex(&Sha256::digest(body)).as_bytes() != hash {
-            return Err(fail("content does not match its hash: the line was edited"));
+        if hasher.hash(body).as_bytes() != hash {
+            let keyed_open = body.starts_with(b"{\"type\":\"audit_open\"")
+                && body.windows(MAC_FIELD.len()).any(|w| w == MAC_FIELD);
+            return Err(fail(if keyed_open && !hasher.is_keyed() {
+                "the log is keyed (audit.key_file): give its key to verify it"
+            } else if hasher.is_keyed() {
+                "content does not match its HMAC: the line was edited, or the key is not this log's"
+            } else {
+                "content does not match its hash: the line was edited"
+            }));
         }
         let line_prev = prev_of(body).ok_or_else(|| fail("no `prev` hash: the line was edited"))?;
         let line_prev = String::from_utf8_lossy(line_prev).into_owned();
@@ -644,12 +728,16 @@ pub fn verify(reader: impl BufRead, starts_after: Option<&str>) -> Result<Verifi
 }
 
 /// [`verify`] on a file.
-pub fn verify_file(path: &Path, starts_after: Option<&str>) -> Result<Verified, VerifyError> {
+pub fn verify_file(
+    path: &Path,
+    starts_after: Option<&str>,
+    hasher: &LineHasher,
+) -> Result<Verified, VerifyError> {
     let file = File::open(path).map_err(|e| VerifyError {
         line: 0,
         reason: format!("cannot open: {e}"),
     })?;
-    verify(io::BufReader::new(file), starts_after)
+    verify(io::BufReader::new(file), starts_after, hasher)
 }
 
 #[cfg(test)]

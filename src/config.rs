@@ -302,6 +302,10 @@ pub struct AuditConfig {
     /// Records queued for the writer; when the queue is full records are dropped and counted,
     /// never waited for.
     pub queue_capacity: usize,
+    /// A file holding a secret of at least 32 bytes: each line's `hash` is then its
+    /// HMAC-SHA256 under that key, so the chain cannot be rebuilt by someone who can edit the
+    /// log but not read the key. Unset: plain SHA-256.
+    pub key_file: Option<PathBuf>,
 }
 
 impl Default for AuditConfig {
@@ -309,6 +313,7 @@ impl Default for AuditConfig {
         Self {
             output: None,
             queue_capacity: 4096,
+            key_file: None,
         }
     }
 }
@@ -379,6 +384,7 @@ impl Config {
             &mut self.tls.cert_file,
             &mut self.tls.key_file,
             &mut self.tls.client_ca_file,
+            &mut self.audit.key_file,
         ]
         .into_iter()
         .flatten()

@@ -211,13 +211,24 @@ enum AuditCommand {
         /// The chain head of the file before it (after rotation), which this one must continue.
         #[arg(long)]
         starts_after: Option<String>,
+        /// The log's `audit.key_file`, for a keyed log (HMAC-SHA256 chain).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
     },
 }
 
 impl AuditArgs {
     fn run(self) -> Result<(), StartError> {
-        let AuditCommand::Verify { file, starts_after } = self.command;
-        let verified = audit::verify_file(&file, starts_after.as_deref())
+        let AuditCommand::Verify {
+            file,
+            starts_after,
+            key_file,
+        } = self.command;
+        let hasher = match &key_file {
+            Some(path) => audit::LineHasher::from_key_file(path).map_err(StartError::Other)?,
+            None => audit::LineHasher::unkeyed(),
+        };
+        let verified = audit::verify_file(&file, starts_after.as_deref(), &hasher)
             .map_err(|e| StartError::Other(format!("{}: {e}", file.display())))?;
         let continues = if verified.starts_after == audit::GENESIS {
             String::new()

@@ -165,13 +165,19 @@ async fn every_request_and_auth_event_is_one_chained_line_without_secrets() {
     assert_eq!(auth[0]["key"], "bob");
     assert_eq!(auth[1]["event"], "totp_replayed");
 
-    let verified = audit::verify_file(&log_path, Some(audit::GENESIS)).unwrap();
+    let verified =
+        audit::verify_file(&log_path, Some(audit::GENESIS), &audit::LineHasher::unkeyed()).unwrap();
     assert_eq!(verified.lines, lines.len());
     assert_eq!(verified.head, lines.last().unwrap()["hash"]);
 
     // Change one token count: the line no longer matches its hash.
     let tampered = text.replacen("\"completion_tokens\":7", "\"completion_tokens\":1", 1);
-    let err = audit::verify(std::io::Cursor::new(tampered), None).unwrap_err();
+    let err = audit::verify(
+        std::io::Cursor::new(tampered),
+        None,
+        &audit::LineHasher::unkeyed(),
+    )
+    .unwrap_err();
     let edited_line = text
         .lines()
         .position(|l| l.contains("\"completion_tokens\":7"))

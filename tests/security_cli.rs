@@ -423,3 +423,42 @@ async fn audit_verify_passes_a_written_log_and_names_the_edited_line() {
     assert!(!out.status.success());
     assert!(stderr_v.contains("line 3: chain broken"), "{stderr_v}");
 }
+
+#[tokio::test]
+async fn a_keyed_audit_log_verifies_with_its_key_file_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, _, _) = add_keys(&dir.path().join("keys.yaml"));
+    std::fs::write(
+        dir.path().join("audit.key"),
+        "5f1c9a7e3b2d4c6a8e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b\n",
+    )
+    .unwrap();
+    let served = serve(
+        dir.path(),
+        "auth:\n  keys_file: keys.yaml\naudit:\n  output: audit.log\n  key_file: audit.key\n",
+        "warn",
+    )
+    .await;
+    let bearer = format!("Bearer {plain}");
+    let reply = post(
+        served.addr,
+        "/v1/chat/completions",
+        &[("authorization", &bearer)],
+        &chat("claude-3-haiku", "hi", false),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let stderr = served.stop();
+    let log = dir.path().join("audit.log");
+
+    let (out, _, stderr_v) = run(base_command(dir.path()).args(["audit", "verify"]).arg(&log));
+    assert!(!out.status.success(), "a keyed log passed without its key");
+    assert!(stderr_v.contains("line 1: the log is keyed"), "{stderr_v}");
+
+    let (out, stdout, stderr_v) = run(base_command(dir.path())
+        .args(["audit", "verify", "--key-file"])
+        .arg(dir.path().join("audit.key"))
+        .arg(&log));
+    assert!(out.status.success(), "{stdout}{stderr_v}\ngateway:\n{stderr}");
+    assert!(stdout.contains("2 lines, chain intact"), "{stdout}");
+}

@@ -322,8 +322,11 @@ async fn sighup_reloads_the_certificate_reopens_the_audit_log_and_rereads_keys()
     // logrotate: move the audit log away; renew the certificate; add a key; then SIGHUP.
     let head = loop {
         // The audit_open and the /health request are on disk once the writer flushed.
-        if let Ok(v) = ai_gateway::audit::verify_file(&dir.path().join("audit.log"), None)
-            && v.lines >= 2
+        if let Ok(v) = ai_gateway::audit::verify_file(
+            &dir.path().join("audit.log"),
+            None,
+            &ai_gateway::audit::LineHasher::unkeyed(),
+        ) && v.lines >= 2
         {
             break v.head;
         }
@@ -357,7 +360,9 @@ async fn sighup_reloads_the_certificate_reopens_the_audit_log_and_rereads_keys()
     let reopened = dir.path().join("audit.log");
     let deadline = Instant::now() + Duration::from_secs(20);
     let verified = loop {
-        if let Ok(v) = ai_gateway::audit::verify_file(&reopened, Some(&head)) {
+        if let Ok(v) =
+            ai_gateway::audit::verify_file(&reopened, Some(&head), &ai_gateway::audit::LineHasher::unkeyed())
+        {
             break v;
         }
         assert!(Instant::now() < deadline, "audit log not reopened");

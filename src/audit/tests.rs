@@ -7,6 +7,7 @@ fn mk_log(path: &Path) -> AuditLog {
     let config = AuditConfig {
         output: Some(path.to_owned()),
         queue_capacity: 64,
+        key_file: None,
     };
     AuditLog::open(&config, Arc::new(ManualClock::new(T0)))
         .unwrap()
@@ -79,7 +80,7 @@ async fn records_are_chained_and_verify() {
     let event: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
     assert_eq!(event["event"], "session_opened");
     assert_eq!(event["client"], "127.0.0.1:5000");
-    let verified = verify_file(&path, Some(GENESIS)).unwrap();
+    let verified = verify_file(&path, Some(GENESIS), &LineHasher::unkeyed()).unwrap();
     assert_eq!(verified.lines, 4);
     assert_eq!(
         verified.head,
@@ -97,7 +98,13 @@ async fn edits_and_deletions_are_found_with_their_line() {
     }
     log.flush().await;
     let original = lines(&path);
-    let check = |lines: &[String]| verify(io::Cursor::new(lines.join("\n") + "\n"), None);
+    let check = |lines: &[String]| {
+        verify(
+            io::Cursor::new(lines.join("\n") + "\n"),
+            None,
+            &LineHasher::unkeyed(),
+        )
+    };
 
     let mut edited = original.clone();
     edited[2] = edited[2].replace("\"status\":200", "\"status\":201");
@@ -131,7 +138,7 @@ async fn restart_and_rotation_continue_the_chain() {
     let log = mk_log(&path);
     mk_request(&log, "b");
     log.flush().await;
-    let before = verify_file(&path, Some(GENESIS)).unwrap();
+    let before = verify_file(&path, Some(GENESIS), &LineHasher::unkeyed()).unwrap();
     assert_eq!(before.lines, 4);
 
     // logrotate moves the file away, then SIGHUP reopens.
@@ -140,10 +147,10 @@ async fn restart_and_rotation_continue_the_chain() {
     log.reopen().await.unwrap();
     mk_request(&log, "c");
     log.flush().await;
-    let after = verify_file(&path, Some(&before.head)).unwrap();
+    let after = verify_file(&path, Some(&before.head), &LineHasher::unkeyed()).unwrap();
     assert_eq!(after.lines, 2);
     assert_eq!(after.starts_after, before.head);
-    assert!(verify_file(&path, Some(GENESIS)).is_err());
+    assert!(verify_file(&path, Some(GENESIS), &LineHasher::unkeyed()).is_err());
 }
 
 #[tokio::test]
@@ -171,11 +178,81 @@ async fn drops_are_recorded_on_the_chain() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.contains("\"type\":\"audit_dropped\""), "{text}");
     assert!(text.contains("\"dropped\":3"), "{text}");
-    verify_file(&path, None).unwrap();
+    verify_file(&path, None, &LineHasher::unkeyed()).unwrap();
 }
 
 #[test]
 fn long_paths_are_cut() {
     assert_eq!(truncate("ééé", 2), "éé");
     assert_eq!(truncate("ab", 5), "ab");
+}
+
+/// Rewrites every line's `prev` and `hash` with plain SHA-256 from GENESIS: what someone who
+/// can edit the log but not read its key can do after changing a line.
+fn rechain_unkeyed(lines: &[String]) -> Vec<String> {
+    let plain = LineHasher::unkeyed();
+    let mut prev = GENESIS.to_owned();
+    lines
+        .iter()
+        .map(|line| {
+            let (body, _) = split_line(line.as_bytes()).unwrap();
+            let mut body = body[..body.len() - (64 + PREV_KEY.len() + 1)].to_vec();
+            body.extend_from_slice(PREV_KEY);
+            body.extend_from_slice(prev.as_bytes());
+            body.push(b'"');
+            let hash = plain.hash(&body);
+            body.extend_from_slice(HASH_KEY);
+            body.extend_from_slice(hash.as_bytes());
+            body.extend_from_slice(b"\"}");
+            prev = hash;
+            String::from_utf8(body).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_keyed_log_verifies_only_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let key_file = dir.path().join("audit.key");
+    std::fs::write(&key_file, "0123456789abcdef0123456789abcdef0123456789abcdef\n").unwrap();
+    let config = AuditConfig {
+        output: Some(path.clone()),
+        queue_capacity: 64,
+        key_file: Some(key_file.clone()),
+    };
+    let log = AuditLog::open(&config, Arc::new(ManualClock::new(T0)))
+        .unwrap()
+        .unwrap();
+    for i in 0..3 {
+        mk_request(&log, &format!("r{i}"));
+    }
+    log.flush().await;
+    let original = lines(&path);
+    assert!(
+        original[0].contains(",\"mac\":\"hmac-sha256\""),
+        "{}",
+        original[0]
+    );
+    let key = LineHasher::from_key_file(&key_file).unwrap();
+    let check = |lines: &[String], hasher: &LineHasher| {
+        verify(io::Cursor::new(lines.join("\n") + "\n"), None, hasher)
+    };
+    assert_eq!(check(&original, &key).unwrap().lines, 4);
+
+    let err = check(&original, &LineHasher::unkeyed()).unwrap_err();
+    assert_eq!(err.line, 1);
+    assert!(err.reason.contains("give its key"), "{err}");
+    let other = LineHasher::keyed(b"another key of thirty-two bytes or more").unwrap();
+    assert_eq!(check(&original, &other).unwrap_err().line, 1);
+
+    // An edited line, the whole file then rechained with SHA-256: a valid unkeyed chain, and
+    // refused with the key from its first line on.
+    let mut edited = original.clone();
+    edited[2] = edited[2].replace("\"status\":200", "\"status\":201");
+    let forged = rechain_unkeyed(&edited);
+    assert_eq!(check(&forged, &LineHasher::unkeyed()).unwrap().lines, 4);
+    assert_eq!(check(&forged, &key).unwrap_err().line, 1);
+
+    assert!(LineHasher::keyed(b"too short").is_err());
 }
