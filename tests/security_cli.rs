@@ -376,18 +376,18 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
     assert!(audit.contains("\"key\":\"plain\""), "{audit}");
 }
 
-#[tokio::test]
-async fn audit_verify_passes_a_written_log_and_names_the_edited_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let (plain, _, _) = add_keys(&dir.path().join("keys.yaml"));
+/// Serves with `audit` (the config's `audit:` section, indented), sends `requests` chat
+/// completions with a valid key, stops; returns the audit log's path and the gateway's stderr.
+async fn write_audit_log(dir: &Path, audit: &str, requests: usize) -> (PathBuf, String) {
+    let (plain, _, _) = add_keys(&dir.join("keys.yaml"));
     let served = serve(
-        dir.path(),
-        "auth:\n  keys_file: keys.yaml\naudit:\n  output: audit.log\n",
+        dir,
+        &format!("auth:\n  keys_file: keys.yaml\naudit:\n  output: audit.log\n{audit}"),
         "warn",
     )
     .await;
     let bearer = format!("Bearer {plain}");
-    for _ in 0..3 {
+    for _ in 0..requests {
         let reply = post(
             served.addr,
             "/v1/chat/completions",
@@ -397,8 +397,13 @@ async fn audit_verify_passes_a_written_log_and_names_the_edited_line() {
         .await;
         assert_eq!(reply.status, 200);
     }
-    let stderr = served.stop();
-    let log = dir.path().join("audit.log");
+    (dir.join("audit.log"), served.stop())
+}
+
+#[tokio::test]
+async fn audit_verify_passes_a_written_log_and_names_the_edited_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, stderr) = write_audit_log(dir.path(), "", 3).await;
     let verify = |file: &Path| run(base_command(dir.path()).args(["audit", "verify"]).arg(file));
 
     let (out, stdout, stderr_v) = verify(&log);
@@ -427,29 +432,12 @@ async fn audit_verify_passes_a_written_log_and_names_the_edited_line() {
 #[tokio::test]
 async fn a_keyed_audit_log_verifies_with_its_key_file_only() {
     let dir = tempfile::tempdir().unwrap();
-    let (plain, _, _) = add_keys(&dir.path().join("keys.yaml"));
     std::fs::write(
         dir.path().join("audit.key"),
         "5f1c9a7e3b2d4c6a8e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b\n",
     )
     .unwrap();
-    let served = serve(
-        dir.path(),
-        "auth:\n  keys_file: keys.yaml\naudit:\n  output: audit.log\n  key_file: audit.key\n",
-        "warn",
-    )
-    .await;
-    let bearer = format!("Bearer {plain}");
-    let reply = post(
-        served.addr,
-        "/v1/chat/completions",
-        &[("authorization", &bearer)],
-        &chat("claude-3-haiku", "hi", false),
-    )
-    .await;
-    assert_eq!(reply.status, 200);
-    let stderr = served.stop();
-    let log = dir.path().join("audit.log");
+    let (log, stderr) = write_audit_log(dir.path(), "  key_file: audit.key\n", 1).await;
 
     let (out, _, stderr_v) = run(base_command(dir.path()).args(["audit", "verify"]).arg(&log));
     assert!(!out.status.success(), "a keyed log passed without its key");
