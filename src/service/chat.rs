@@ -292,14 +292,12 @@ async fn send_with_fallbacks(
         let response = attempt(shared, route, &primary.target, operation, primary.body.clone()).await?;
         return Ok((response, primary));
     }
-    let now = monotonic_ms();
-    let mut targets: Vec<Prepared> = std::iter::once(primary).chain(fallbacks).collect();
-    if targets
-        .iter()
-        .any(|t| t.target.breaker.allows(now, breaker::DEFAULT_COOL_DOWN))
-    {
-        targets.retain(|t| t.target.breaker.allows(now, breaker::DEFAULT_COOL_DOWN));
-    }
+    let targets = breaker::usable(
+        std::iter::once(primary).chain(fallbacks).collect(),
+        |t: &Prepared| &t.target.breaker,
+        monotonic_ms(),
+        breaker::DEFAULT_COOL_DOWN,
+    );
     let mut last = None;
     for prepared in targets {
         match attempt(shared, route, &prepared.target, operation, prepared.body.clone()).await {

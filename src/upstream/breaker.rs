@@ -62,6 +62,21 @@ impl CircuitBreaker {
     }
 }
 
+/// The targets whose breaker lets them be tried at `now_ms`, in order, or all of them when
+/// none does. Each breaker is asked once: one whose cool-down is over hands its single probe
+/// to the first asker, so asking twice would take the target out again.
+pub fn usable<T>(
+    targets: Vec<T>,
+    breaker: impl Fn(&T) -> &CircuitBreaker,
+    now_ms: u64,
+    cool_down: Duration,
+) -> Vec<T> {
+    let (allowed, skipped): (Vec<T>, Vec<T>) = targets
+        .into_iter()
+        .partition(|t| breaker(t).allows(now_ms, cool_down));
+    if allowed.is_empty() { skipped } else { allowed }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +106,34 @@ mod tests {
         b.succeeded();
         assert!(b.allows(30_002, COOL));
         assert!(!b.is_open(30_002));
+    }
+
+    #[test]
+    fn a_target_due_for_its_probe_is_kept_and_open_ones_are_skipped() {
+        let opened = |at: u64| {
+            let b = CircuitBreaker::default();
+            for _ in 0..5 {
+                b.failed(at, 5, COOL);
+            }
+            b
+        };
+        let (due, open, closed) = (opened(0), opened(20_000), CircuitBreaker::default());
+        fn names<'a>(targets: Vec<(&'a str, &CircuitBreaker)>) -> Vec<&'a str> {
+            usable(targets, |t| t.1, 30_000, COOL)
+                .into_iter()
+                .map(|t| t.0)
+                .collect()
+        }
+        assert_eq!(
+            names(vec![("due", &due), ("open", &open), ("closed", &closed)]),
+            ["due", "closed"]
+        );
+        assert!(!due.allows(30_001, COOL), "the probe was handed out once");
+        assert_eq!(
+            names(vec![("open", &open)]),
+            ["open"],
+            "none allowed: all are tried"
+        );
     }
 
     #[test]
