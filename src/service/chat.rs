@@ -111,19 +111,23 @@ async fn respond(
         } else {
             crate::upstream::fetch::fetch_images(fetch, &remote).await?
         };
-        let mut converse = Vec::with_capacity(body_len + 256);
-        let cx = Context {
-            options: &shared.request_options,
-            model: &route.options,
-            images: &images,
-        };
-        let translation = translate::request::to_converse_with(&parsed, &cx, &mut converse)?;
-        let fallbacks = translate_for_fallbacks(shared, &route, &parsed, &images, body_len);
-        let primary = Prepared {
-            target: Arc::clone(&route),
-            body: Bytes::from(converse),
-            translation,
-        };
+        let primary = translate_for(shared, &parsed, &images, Arc::clone(&route), body_len)?;
+        // Each fallback with its own model's options (a fallback may lack prompt caching,
+        // structured output or reasoning the first model has); one the request cannot be
+        // translated for is left out: it could only answer 400.
+        let fallbacks = route
+            .fallbacks
+            .iter()
+            .filter_map(|alias| shared.models.get(alias))
+            .filter(|target| target.kind != crate::routing::ModelKind::Embedding)
+            .filter_map(|target| {
+                translate_for(shared, &parsed, &images, Arc::clone(&target), body_len)
+                    .inspect_err(|e| {
+                        tracing::debug!(model = %target.alias, error = %e.message, "fallback left out: the request does not translate for it");
+                    })
+                    .ok()
+            })
+            .collect();
         (route, parsed.stream, parsed.include_usage(), primary, fallbacks)
     };
 
@@ -240,41 +244,27 @@ struct Prepared {
     translation: Translation,
 }
 
-/// The request translated for each of the route's fallbacks with that model's own options
-/// (a fallback may lack prompt caching, structured output or reasoning the first model has).
-/// A fallback the request cannot be translated for is left out: it could only answer 400.
-fn translate_for_fallbacks(
+/// The request translated for `target`, with that model's options, into a body of about
+/// `request_len` bytes.
+fn translate_for(
     shared: &Shared,
-    route: &Route,
     parsed: &ChatCompletionRequest<'_>,
     images: &[translate::request::FetchedImage],
-    capacity: usize,
-) -> Vec<Prepared> {
-    route
-        .fallbacks
-        .iter()
-        .filter_map(|alias| shared.models.get(alias))
-        .filter(|target| target.kind != crate::routing::ModelKind::Embedding)
-        .filter_map(|target| {
-            let mut body = Vec::with_capacity(capacity + 256);
-            let cx = Context {
-                options: &shared.request_options,
-                model: &target.options,
-                images,
-            };
-            match translate::request::to_converse_with(parsed, &cx, &mut body) {
-                Ok(translation) => Some(Prepared {
-                    target,
-                    body: Bytes::from(body),
-                    translation,
-                }),
-                Err(e) => {
-                    tracing::debug!(model = %target.alias, error = %e.message, "fallback left out: the request does not translate for it");
-                    None
-                }
-            }
-        })
-        .collect()
+    target: Arc<Route>,
+    request_len: usize,
+) -> Result<Prepared, crate::error::InvalidRequest> {
+    let mut body = Vec::with_capacity(request_len + 256);
+    let cx = Context {
+        options: &shared.request_options,
+        model: &target.options,
+        images,
+    };
+    let translation = translate::request::to_converse_with(parsed, &cx, &mut body)?;
+    Ok(Prepared {
+        target,
+        body: Bytes::from(body),
+        translation,
+    })
 }
 
 /// Sends to the route, then to each of its fallbacks in turn while the failure is one a
