@@ -6,9 +6,10 @@
 //! - `converse-stream`: the frames are decoded in place alongside the relay and the `metadata`
 //!   event's `usage` is taken.
 //! - `invoke`: Bedrock's `x-amzn-bedrock-input-token-count` and `-output-token-count` headers.
-//! - `invoke-with-response-stream`: the frames are decoded in place alongside the relay; each
-//!   `chunk` event's model-native bytes are read for the `amazon-bedrock-invocationMetrics`
-//!   object Bedrock adds to the last one (`inputTokenCount`, `outputTokenCount`).
+//! - `invoke-with-response-stream`: the frames are decoded in place alongside the relay and
+//!   the last `chunk` event is kept; at the end its model-native bytes are read for the
+//!   `amazon-bedrock-invocationMetrics` object Bedrock adds to it (`inputTokenCount`,
+//!   `outputTokenCount`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -19,7 +20,7 @@ use serde::Deserialize;
 use super::NativeOperation;
 use crate::auth::Grant;
 use crate::bedrock::converse::ConverseResponse;
-use crate::bedrock::eventstream::{EventDecoder, Frame, classify};
+use crate::bedrock::eventstream::{DecodeError, EventDecoder, Frame, classify};
 use crate::bedrock::stream::MetadataEvent;
 use crate::body::sse::StreamOutcome;
 use crate::translate::response::Usage;
@@ -37,9 +38,12 @@ pub struct Meter {
 
 #[derive(Debug)]
 enum Reading {
+    /// `converse`: the body so far.
     Body(Vec<u8>),
-    Frames(Box<EventDecoder>),
-    Chunks(Box<EventDecoder>),
+    /// `converse-stream`: usage is read from the `metadata` event as it passes.
+    Metadata(Box<EventDecoder>),
+    /// `invoke-with-response-stream`: the last `chunk` event's payload so far.
+    LastChunk(Box<EventDecoder>, Vec<u8>),
     Nothing,
 }
 
@@ -48,9 +52,11 @@ impl Meter {
     pub fn new(grant: Grant, operation: NativeOperation, headers: &HeaderMap) -> Self {
         let (reading, usage) = match operation {
             NativeOperation::Converse => (Reading::Body(Vec::new()), None),
-            NativeOperation::ConverseStream => (Reading::Frames(Box::default()), None),
+            NativeOperation::ConverseStream => (Reading::Metadata(Box::default()), None),
             NativeOperation::Invoke => (Reading::Nothing, usage_from_headers(headers)),
-            NativeOperation::InvokeWithResponseStream => (Reading::Chunks(Box::default()), None),
+            NativeOperation::InvokeWithResponseStream => {
+                (Reading::LastChunk(Box::default(), Vec::new()), None)
+            }
         };
         Self {
             grant: Some(grant),
@@ -61,44 +67,35 @@ impl Meter {
 
     /// Looks at one relayed chunk.
     pub fn observe(&mut self, chunk: &Bytes) {
-        let chunks = matches!(self.reading, Reading::Chunks(_));
-        match &mut self.reading {
+        let decoded = match &mut self.reading {
             Reading::Body(body) => {
                 if body.len() + chunk.len() <= MAX_METERED_BODY {
                     body.extend_from_slice(chunk);
                 } else {
                     self.reading = Reading::Nothing;
                 }
+                return;
             }
-            Reading::Frames(decoder) | Reading::Chunks(decoder) => {
-                decoder.push_bytes(chunk.clone());
-                loop {
-                    match decoder.next_message() {
-                        Ok(Some(message)) => {
-                            let usage = match classify(&message) {
-                                Ok(Frame::Event {
-                                    event_type: "metadata",
-                                    payload,
-                                }) if !chunks => metadata_usage(payload),
-                                Ok(Frame::Event {
-                                    event_type: "chunk",
-                                    payload,
-                                }) if chunks => invocation_metrics(payload),
-                                _ => None,
-                            };
-                            if usage.is_some() {
-                                self.usage = usage;
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(_) => {
-                            self.reading = Reading::Nothing;
-                            break;
-                        }
+            Reading::Metadata(decoder) => {
+                let usage = &mut self.usage;
+                for_each_event(decoder, chunk, |event_type, payload| {
+                    if event_type == "metadata"
+                        && let Some(read) = metadata_usage(payload)
+                    {
+                        *usage = Some(read);
                     }
-                }
+                })
             }
-            Reading::Nothing => {}
+            Reading::LastChunk(decoder, last) => for_each_event(decoder, chunk, |event_type, payload| {
+                if event_type == "chunk" {
+                    last.clear();
+                    last.extend_from_slice(payload);
+                }
+            }),
+            Reading::Nothing => return,
+        };
+        if decoded.is_err() {
+            self.reading = Reading::Nothing;
         }
     }
 
@@ -107,15 +104,19 @@ impl Meter {
         let Some(grant) = self.grant.take() else {
             return;
         };
-        if let Reading::Body(body) = &mut self.reading {
-            let mut body = std::mem::take(body);
-            self.usage = crate::json::parse_in_place(&mut body, |d| {
-                ConverseResponse::deserialize(d)
-                    .ok()
-                    .and_then(|reply| reply.usage.as_ref().map(Usage::from))
-            })
-            .ok()
-            .flatten();
+        match &mut self.reading {
+            Reading::Body(body) => {
+                let mut body = std::mem::take(body);
+                self.usage = crate::json::parse_in_place(&mut body, |d| {
+                    ConverseResponse::deserialize(d)
+                        .ok()
+                        .and_then(|reply| reply.usage.as_ref().map(Usage::from))
+                })
+                .ok()
+                .flatten();
+            }
+            Reading::LastChunk(_, last) => self.usage = invocation_metrics(last),
+            Reading::Metadata(_) | Reading::Nothing => {}
         }
         let outcome = if complete {
             StreamOutcome::Ok
@@ -132,6 +133,22 @@ impl Drop for Meter {
     }
 }
 
+/// Feeds `chunk` to `decoder` and hands the type and payload of each event it completes to
+/// `on_event`; an error when the stream cannot be decoded.
+fn for_each_event(
+    decoder: &mut EventDecoder,
+    chunk: &Bytes,
+    mut on_event: impl FnMut(&str, &[u8]),
+) -> Result<(), DecodeError> {
+    decoder.push_bytes(chunk.clone());
+    while let Some(message) = decoder.next_message()? {
+        if let Ok(Frame::Event { event_type, payload }) = classify(&message) {
+            on_event(event_type, payload);
+        }
+    }
+    Ok(())
+}
+
 /// A ConverseStream `metadata` event's usage.
 fn metadata_usage(payload: &[u8]) -> Option<Usage> {
     crate::json::parse_copy(payload, |d| {
@@ -143,8 +160,9 @@ fn metadata_usage(payload: &[u8]) -> Option<Usage> {
     .flatten()
 }
 
-/// The usage in an InvokeModelWithResponseStream `chunk` event (`{"bytes": "<base64>"}`), if
-/// its model-native JSON carries `amazon-bedrock-invocationMetrics`.
+/// The usage in an InvokeModelWithResponseStream `chunk` event's payload
+/// (`{"bytes": "<base64>"}`), if its model-native JSON carries
+/// `amazon-bedrock-invocationMetrics`.
 fn invocation_metrics(payload: &[u8]) -> Option<Usage> {
     #[derive(Deserialize)]
     struct Chunk<'a> {
@@ -163,7 +181,9 @@ fn invocation_metrics(payload: &[u8]) -> Option<Usage> {
         #[serde(default)]
         output_token_count: u64,
     }
-    const MARKER: &[u8] = b"amazon-bedrock-invocationMetrics";
+    if payload.is_empty() {
+        return None;
+    }
     let native = crate::json::parse_copy(payload, |d| {
         Chunk::deserialize(d)
             .ok()
@@ -171,9 +191,6 @@ fn invocation_metrics(payload: &[u8]) -> Option<Usage> {
     })
     .ok()
     .flatten()?;
-    if !native.windows(MARKER.len()).any(|w| w == MARKER) {
-        return None;
-    }
     let metrics = crate::json::parse_copy(&native, |d| Native::deserialize(d).ok())
         .ok()
         .flatten()?
