@@ -91,11 +91,11 @@ impl LineHasher {
 
     fn hash(&self, body: &[u8]) -> String {
         match &self.0 {
-            None => hex(&Sha256::digest(body)),
+            None => hex::encode(Sha256::digest(body)),
             Some(mac) => {
                 let mut mac = mac.clone();
                 mac.update(body);
-                hex(&mac.finalize().into_bytes())
+                hex::encode(mac.finalize().into_bytes())
             }
         }
     }
@@ -605,15 +605,6 @@ fn last_line_hash(path: &Path) -> io::Result<(Option<String>, bool)> {
         .and_then(split_line)
         .map(|(_, hash)| String::from_utf8_lossy(hash).into_owned());
     Ok((hash, needs_newline))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        use std::fmt::Write as _;
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 fn is_hash(s: &[u8]) -> bool {

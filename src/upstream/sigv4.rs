@@ -585,16 +585,13 @@ mod direct {
         out.push_str("/aws4_request");
     }
 
-    /// Lowercase hex of a digest or signature, written as one string rather than a char at a
-    /// time.
+    /// Lowercase hex of a digest or signature, written as one string.
     fn push_hex(out: &mut String, bytes: [u8; 32]) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut hex = [0u8; 64];
-        for (pair, b) in hex.chunks_exact_mut(2).zip(bytes) {
-            pair[0] = HEX[usize::from(b >> 4)];
-            pair[1] = HEX[usize::from(b & 0xf)];
+        // Twice the input's length: encoding cannot fail.
+        if hex::encode_to_slice(bytes, &mut hex).is_ok() {
+            out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
         }
-        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
     }
 
     /// Visible ASCII without spaces: nothing aws-sigv4 would trim, collapse or encode.
