@@ -505,10 +505,10 @@ impl Metrics {
     }
 
     /// A request refused by the key's `limit` (`requests`, `tokens`, `streams`).
-    pub fn rate_limited(&self, key: &Arc<str>, limit: &'static str) {
+    pub fn rate_limited(&self, key: &str, limit: &'static str) {
         self.rate_limited
             .get_or_create(&KeyLabels {
-                key: Arc::clone(key),
+                key: Arc::from(key),
                 limit,
             })
             .inc();

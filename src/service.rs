@@ -130,8 +130,8 @@ impl Gateway {
                 log_error(&err, &method, path, &request_id);
                 error_kind = Some(err.kind());
                 if let Error::RateLimited { limit, .. } = &err {
-                    let key: Arc<str> = Arc::from(principal.as_ref().map_or("", |p| p.name()));
-                    self.shared.metrics.rate_limited(&key, limit.label());
+                    let key = principal.as_ref().map_or("", |p| p.name());
+                    self.shared.metrics.rate_limited(key, limit.label());
                 }
                 err.to_response().map(ResponseBody::full)
             }

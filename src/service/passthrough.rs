@@ -165,8 +165,7 @@ async fn forward(
             Ok(permit) => Some(permit),
             Err(err) => {
                 if let Error::RateLimited { limit, .. } = &err {
-                    let key: std::sync::Arc<str> = principal.name().into();
-                    shared.metrics.rate_limited(&key, limit.label());
+                    shared.metrics.rate_limited(principal.name(), limit.label());
                 }
                 return Err(err);
             }
