@@ -686,6 +686,9 @@ mod tests {
         let by_pid = ProcessStats::of_process(std::process::id()).expect("Linux /proc");
         let own = ProcessStats::read().expect("Linux /proc");
         assert!(by_pid.rss_bytes > 1_000_000 && own.rss_bytes > 1_000_000);
+        // The same process, read a moment apart.
+        assert!((by_pid.rss_bytes - own.rss_bytes).abs() < own.rss_bytes / 2);
+        assert!(own.cpu_seconds >= by_pid.cpu_seconds);
         assert!(by_pid.open_fds > 0);
         assert!(ProcessStats::of_process(u32::MAX).is_none());
     }
