@@ -530,13 +530,11 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
     if let Err(message) = check_model_id(model) {
         return validation_error(&request_id, &message);
     }
-    if matches!(operation, Operation::Invoke | Operation::InvokeStream) {
-        let model = percent_encoding::percent_decode_str(model).decode_utf8_lossy();
-        return if operation == Operation::Invoke {
-            embed::invoke(&request_id, &model, &body)
-        } else {
-            invoke_stream::invoke_stream(&request_id, &model, &body)
-        };
+    let model_id = || percent_encoding::percent_decode_str(model).decode_utf8_lossy();
+    match operation {
+        Operation::Invoke => return embed::invoke(&request_id, &model_id(), &body),
+        Operation::InvokeStream => return invoke_stream::invoke_stream(&request_id, &model_id(), &body),
+        Operation::Converse | Operation::ConverseStream => {}
     }
     let script = match script::parse(&body) {
         Ok(script) => script,
@@ -552,22 +550,18 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
             script::exception_message(status.name),
         );
     }
-    match operation {
-        Operation::Converse | Operation::Invoke | Operation::InvokeStream => {
-            converse(&request_id, script, started).await
-        }
-        Operation::ConverseStream => {
-            let body = MockBody::Stream(reply::stream(script, state.counters.clone(), started));
-            let mut response = Response::new(body);
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/vnd.amazon.eventstream"),
-            );
-            insert_request_id(headers, &request_id);
-            response
-        }
+    if operation != Operation::ConverseStream {
+        return converse(&request_id, script, started).await;
     }
+    let body = MockBody::Stream(reply::stream(script, state.counters.clone(), started));
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.amazon.eventstream"),
+    );
+    insert_request_id(headers, &request_id);
+    response
 }
 
 async fn converse(request_id: &str, script: Script, started: Instant) -> Response<MockBody> {
