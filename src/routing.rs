@@ -103,6 +103,8 @@ pub struct Route {
     pub converse_uri: http::Uri,
     /// `POST …/model/{encoded id}/converse-stream`.
     pub converse_stream_uri: http::Uri,
+    /// The `Host` header of the three URIs.
+    pub host: http::HeaderValue,
     /// The model's translation options.
     pub options: ModelOptions,
     /// The alias as a metric label value, shared rather than copied per request.
@@ -159,6 +161,9 @@ impl Route {
                 .parse()
                 .map_err(|e| format!("cannot build the upstream URL: {e}"))
         };
+        let converse_uri = uri("converse")?;
+        let host = crate::upstream::host_header(&converse_uri)
+            .ok_or_else(|| format!("the upstream URL {converse_uri} has no usable host"))?;
         let owned_by = entry
             .owned_by
             .clone()
@@ -180,7 +185,8 @@ impl Route {
             model_id: entry.model_id.as_str().into(),
             region: region.into(),
             owned_by: owned_by.into(),
-            converse_uri: uri("converse")?,
+            converse_uri,
+            host,
             converse_stream_uri: uri("converse-stream")?,
             options: entry.options.clone(),
         })

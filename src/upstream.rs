@@ -158,7 +158,9 @@ impl Upstream {
             Operation::Converse => route.converse_uri.clone(),
             Operation::ConverseStream => route.converse_stream_uri.clone(),
         };
-        let response = self.send_request(uri, &route.region, &[], body).await?;
+        let response = self
+            .send_request(uri, &route.host, &route.region, &[], body)
+            .await?;
         if response.status().is_success() {
             Ok(response)
         } else {
@@ -167,21 +169,25 @@ impl Upstream {
     }
 
     /// Signs and sends one `POST` with a JSON (or model-native) body and returns Bedrock's
-    /// response whatever its status, once its headers arrived. `forward` headers are sent as
-    /// given and left out of the signature, like every header the gateway does not set itself.
+    /// response whatever its status, once its headers arrived. `host` is `uri`'s
+    /// [`host_header`], computed where the URI was built. `forward` headers are sent as given
+    /// and left out of the signature, like every header the gateway does not set itself.
     pub async fn send_request(
         &self,
         uri: http::Uri,
+        host: &HeaderValue,
         region: &str,
         forward: &[(http::HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<Response<Incoming>, Error> {
-        let mut request = Request::post(uri)
-            .header(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .body(Full::new(body.clone()))
-            .map_err(|_| Error::Internal("building the upstream request"))?;
+        let mut request = Request::new(Full::new(body.clone()));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        headers.insert(header::HOST, host.clone());
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in forward {
-            request.headers_mut().insert(name.clone(), value.clone());
+            headers.insert(name.clone(), value.clone());
         }
         self.auth
             .authorize(&mut request, &body, region)
@@ -274,6 +280,18 @@ struct ErrorBody {
 
 /// Reads `message`/`Message` and `code`/`Code`/`__type` from a Bedrock error body; tolerates
 /// anything (an HTML page from a load balancer gives neither).
+/// The `Host` header for requests to `uri`: its authority without a default port, as hyper
+/// would write it and SigV4 signs it. Set by the gateway so that neither has to format it
+/// per request.
+pub fn host_header(uri: &http::Uri) -> Option<HeaderValue> {
+    let authority = uri.authority()?;
+    let host = match (uri.scheme_str(), authority.port_u16()) {
+        (Some("http"), Some(80)) | (Some("https"), Some(443)) => authority.host(),
+        _ => authority.as_str(),
+    };
+    HeaderValue::from_str(host).ok()
+}
+
 fn parse_error_body(body: &[u8]) -> ErrorBody {
     #[derive(serde::Deserialize)]
     struct Raw {
@@ -334,5 +352,24 @@ mod tests {
         assert_eq!(b.name.as_deref(), Some("ThrottlingException"));
         let b = parse_error_body(b"<html>502 Bad Gateway</html>");
         assert!(b.message.is_none() && b.name.is_none());
+    }
+
+    #[test]
+    fn host_headers_leave_out_default_ports_only() {
+        let host = |uri: &str| host_header(&uri.parse().unwrap()).map(|v| v.to_str().unwrap().to_owned());
+        let bedrock = "bedrock-runtime.us-east-1.amazonaws.com";
+        assert_eq!(
+            host(&format!("https://{bedrock}/model/m/converse")).as_deref(),
+            Some(bedrock)
+        );
+        assert_eq!(
+            host(&format!("https://{bedrock}:443/model/m/converse")).as_deref(),
+            Some(bedrock)
+        );
+        assert_eq!(host("http://127.0.0.1:80/x").as_deref(), Some("127.0.0.1"));
+        assert_eq!(host("http://127.0.0.1:9000/x").as_deref(), Some("127.0.0.1:9000"));
+        assert_eq!(host("https://127.0.0.1:80/x").as_deref(), Some("127.0.0.1:80"));
+        assert_eq!(host("https://[::1]:443/x").as_deref(), Some("[::1]"));
+        assert_eq!(host("/model/m/converse"), None);
     }
 }

@@ -70,6 +70,7 @@ pub async fn handle(shared: &Shared, request: Request<Incoming>) -> Result<Respo
             .upstream
             .send_request(
                 route.invoke_uri.clone(),
+                &route.host,
                 &route.region,
                 &accept,
                 Bytes::from(invoke),

@@ -183,6 +183,7 @@ async fn forward(
     )
     .parse()
     .map_err(|_| Error::Internal("building the passthrough URL"))?;
+    let host = crate::upstream::host_header(&uri).ok_or(Error::Internal("building the passthrough URL"))?;
     let forward: Vec<(HeaderName, HeaderValue)> = FORWARDED
         .iter()
         .filter_map(|name| {
@@ -194,7 +195,7 @@ async fn forward(
     let body = body::collect(request.into_body(), shared.config.limits.max_body_bytes).await?;
     let upstream = shared
         .upstream
-        .send_request(uri, &region, &forward, Bytes::from(body))
+        .send_request(uri, &host, &region, &forward, Bytes::from(body))
         .await?;
 
     let (parts, incoming) = upstream.into_parts();

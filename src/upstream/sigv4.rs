@@ -626,7 +626,7 @@ mod direct {
             let mut b = 0;
             while b < 256 {
                 let c = b as u8;
-                table[b] = c.is_ascii_alphanumeric() || matches!(c, b'/' | b'.' | b'-' | b'_' | b'~' | b'%');
+                table[b] = c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b'~' | b'%');
                 b += 1;
             }
             table
@@ -635,16 +635,18 @@ mod direct {
         let Some(rest) = path.strip_prefix('/') else {
             return false;
         };
-        let mut previous = b'/';
-        for &b in rest.as_bytes() {
-            // An empty segment is a `/` after a `/`; a trailing `/` leaves the last one empty.
-            if !PLAIN[usize::from(b)] || b == b'/' && previous == b'/' {
+        let mut segments = rest.split('/').peekable();
+        while let Some(segment) = segments.next() {
+            // Only the last segment may be empty: the one after a trailing `/`.
+            let empty_inside = segment.is_empty() && segments.peek().is_some();
+            if empty_inside || segment == "." || segment == ".." {
                 return false;
             }
-            previous = b;
+            if !segment.bytes().all(|b| PLAIN[usize::from(b)]) {
+                return false;
+            }
         }
-        // A `.` or `..` segment starts with `/.`: rare, so looked for only then.
-        !path.contains("/.") || !rest.split('/').any(|s| s == "." || s == "..")
+        true
     }
 
     /// Appends `path` with every `%` written as `%25`, the second encoding aws-sigv4 applies.
