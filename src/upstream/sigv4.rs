@@ -635,18 +635,22 @@ mod direct {
         let Some(rest) = path.strip_prefix('/') else {
             return false;
         };
-        let mut segments = rest.split('/').peekable();
-        while let Some(segment) = segments.next() {
-            // Only the last segment may be empty: the one after a trailing `/`.
-            let empty_inside = segment.is_empty() && segments.peek().is_some();
-            if empty_inside || segment == "." || segment == ".." {
-                return false;
-            }
-            if !segment.bytes().all(|b| PLAIN[usize::from(b)]) {
+        // Only the last segment may be empty: the one after a trailing `/`.
+        let bad = |segment: &[u8]| matches!(segment, b"" | b"." | b"..");
+        let rest = rest.as_bytes();
+        let mut start = 0;
+        for (i, &b) in rest.iter().enumerate() {
+            if b == b'/' {
+                if bad(&rest[start..i]) {
+                    return false;
+                }
+                start = i + 1;
+            } else if !PLAIN[usize::from(b)] {
                 return false;
             }
         }
-        true
+        let last = &rest[start..];
+        last.is_empty() || !bad(last)
     }
 
     /// Appends `path` with every `%` written as `%25`, the second encoding aws-sigv4 applies.
