@@ -272,14 +272,6 @@ impl Upstream {
     }
 }
 
-#[derive(Default)]
-struct ErrorBody {
-    name: Option<String>,
-    message: Option<String>,
-}
-
-/// Reads `message`/`Message` and `code`/`Code`/`__type` from a Bedrock error body; tolerates
-/// anything (an HTML page from a load balancer gives neither).
 /// The `Host` header for requests to `uri`: its authority without a default port, as hyper
 /// would write it and SigV4 signs it. Set by the gateway so that neither has to format it
 /// per request.
@@ -292,6 +284,14 @@ pub fn host_header(uri: &http::Uri) -> Option<HeaderValue> {
     HeaderValue::from_str(host).ok()
 }
 
+#[derive(Default)]
+struct ErrorBody {
+    name: Option<String>,
+    message: Option<String>,
+}
+
+/// Reads `message`/`Message` and `code`/`Code`/`__type` from a Bedrock error body; tolerates
+/// anything (an HTML page from a load balancer gives neither).
 fn parse_error_body(body: &[u8]) -> ErrorBody {
     #[derive(serde::Deserialize)]
     struct Raw {
