@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turns loadtest/run.sh's results.jsonl into one table: each figure for the mock directly,
 the bare hop and the gateway, the gateway's ratio to the hop and to direct, and the budget
-of issue 6 where one applies. Standard library only."""
+of the performance budget (loadtest/README.md) where one applies. Standard library only."""
 
 import json
 import sys
@@ -80,7 +80,9 @@ class Table:
 
 def main(path):
     rows = load(path)
-    oha = {(r["target"], r["mode"], r["c"]): r for r in rows if r["kind"] == "oha"}
+    runs = [r for r in rows if r["kind"] == "oha"]
+    oha = {(r["target"], r["mode"], r["c"]): r for r in runs if not r.get("rate")}
+    fixed = {(r["target"], r["mode"]): r for r in runs if r.get("rate")}
     probes = {(r["target"], r["result"].get("label")): r["result"] for r in rows if r["kind"] == "probe"}
     memory = {(r["test"], r["target"], r["streams"]): r for r in rows if r["kind"] == "memory"}
     idle = next((r for r in rows if r["kind"] == "idle"), {})
@@ -144,12 +146,28 @@ def main(path):
                 ok = check(f"{mode} CPU/request c={c}", cpu[2] <= 1.3 * cpu[1])
             t.row(f"c={c} server CPU per request", *cpu, unit=" us", goal=goal, ok=ok)
 
+    for mode in ("nonstream", "stream"):
+        d, h, g = (fixed.get((x, mode)) for x in ("direct", "hop", "gateway"))
+        if not (d and h and g):
+            continue
+        rate = g["rate"]
+        t.section(f"oha, {mode} at a fixed {rate:,} req/s, c=32: the same load on every server")
+        rps = [x["oha"]["summary"]["requestsPerSec"] for x in (d, h, g)]
+        # A server that cannot keep up with the rate is not at the same load: no verdict then.
+        held = all(x >= 0.95 * rate for x in rps)
+        t.row("req/s", *rps, ratios=False, goal=f">= 95 % of {rate:,}", ok=held)
+        for p in ("p50", "p99"):
+            t.row(f"latency {p}", *(pct(x, p) for x in (d, h, g)), unit=" us")
+        cpu = [cpu_us(x) for x in (d, h, g)]
+        t.row("server CPU per request", *cpu, unit=" us", goal="<= 1.3x hop",
+              ok=check(f"{mode} CPU/request at {rate}/s", held and cpu[2] <= 1.3 * cpu[1]))
+
     t.section("upstream connection reuse during the oha runs (accepted at the mock)")
     reuse = {}
     for target in ("direct", "hop", "gateway"):
         conns = reqs = 0
-        for (tg, _, _), r in oha.items():
-            if tg == target:
+        for r in runs:
+            if r["target"] == target:
                 conns += r["mock_after"]["connections"] - r["mock_before"]["connections"]
                 reqs += r["mock_after"]["requests"] - r["mock_before"]["requests"]
         reuse[target] = (conns, reqs)

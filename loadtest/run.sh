@@ -3,12 +3,13 @@
 # Bedrock directly, on loopback, in one go. Prints one table (loadtest/report.py) and keeps
 # the raw figures in $OUT. Method: loadtest/README.md.
 #
-#   loadtest/run.sh            # full run, about 7 minutes
+#   loadtest/run.sh            # full run, about 8 minutes
 #   QUICK=1 loadtest/run.sh    # shorter phases, about 2 minutes
 #
 # Settings (environment): QUICK, OUT, SERVER_CPUS (default 0), LOAD_CPUS (default 1),
 # MOCK_CPUS (default SERVER_CPUS), MOCK_SCHED (normal, the default, or batch: see below),
-# PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to reuse $OUT/bin,
+# FIXED_RATE_NONSTREAM (10000) and FIXED_RATE_STREAM (5000) requests per second for the
+# equal-load CPU runs, PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to reuse $OUT/bin,
 # GATEWAY_BIN=path to measure another gateway build against the same mock and hop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,8 @@ if [[ "$QUICK" == 1 ]]; then
 else
     OHA_SECS=8; PROBE_C1=100; PROBE_C32=320; HOLD_LEVELS="4000 10000"; HOLD_FRAMES=16; STALL_STREAMS=64
 fi
+FIXED_RATE_NONSTREAM="${FIXED_RATE_NONSTREAM:-10000}"
+FIXED_RATE_STREAM="${FIXED_RATE_STREAM:-5000}"
 HOLD_DELAY_US=500000   # one frame every 0.5 s: streams stay open HOLD_FRAMES/2 seconds
 STALL_SECS=4
 STALL_FRAMES=50000     # about 6.5 MB of event stream per stalled request
@@ -177,11 +180,16 @@ printf '{"kind":"idle","mock_kb":%s,"hop_kb":%s,"gateway_kb":%s}\n' \
     "$(rss_kb "${PID[mock]}")" "$(rss_kb "${PID[hop]}")" "$(rss_kb "${PID[gateway]}")" >>"$RESULTS"
 
 # --- phase 2: oha matrix -----------------------------------------------------------------
-run_oha() { # target mode concurrency
-    local target="$1" mode="$2" c="$3" url body server file
+run_oha() { # target mode concurrency [rate: requests per second, default as fast as possible]
+    local target="$1" mode="$2" c="$3" rate="${4:-0}" url body server file
     url="$(url_for "$target" "$mode")"
     body="$(body_for "$target" "$mode")"
     file="$OUT/oha-$target-$mode-c$c.json"
+    local limit=()
+    if [[ "$rate" != 0 ]]; then
+        file="$OUT/oha-$target-$mode-c$c-q$rate.json"
+        limit=(-q "$rate")
+    fi
     # Warm the pools at this concurrency so connection setup is not in the figures.
     taskset -c "$LOAD_CPUS" oha --no-tui -z 500ms -c "$c" -m POST -T application/json -d "$body" "$url" >/dev/null 2>&1 || true
     local before_mock before_hop before_gw stats_before stats_after
@@ -190,21 +198,32 @@ run_oha() { # target mode concurrency
     before_gw="$(cpu_ticks "${PID[gateway]}")"
     stats_before="$(mock_stat)"
     timeout $((OHA_SECS + 30)) taskset -c "$LOAD_CPUS" oha --no-tui --output-format json -z "${OHA_SECS}s" \
-        -c "$c" -m POST -T application/json -d "$body" "$url" >"$file"
+        -c "$c" "${limit[@]}" -m POST -T application/json -d "$body" "$url" >"$file"
     stats_after="$(mock_stat)"
-    printf '{"kind":"oha","target":"%s","mode":"%s","c":%s,"file":"%s","clk_tck":%s,"cpu_ticks":{"mock":%s,"hop":%s,"gateway":%s},"mock_before":%s,"mock_after":%s}\n' \
-        "$target" "$mode" "$c" "$file" "$CLK_TCK" \
+    printf '{"kind":"oha","target":"%s","mode":"%s","c":%s,"rate":%s,"file":"%s","clk_tck":%s,"cpu_ticks":{"mock":%s,"hop":%s,"gateway":%s},"mock_before":%s,"mock_after":%s}\n' \
+        "$target" "$mode" "$c" "$rate" "$file" "$CLK_TCK" \
         "$(( $(cpu_ticks "${PID[mock]}") - before_mock ))" \
         "$(( $(cpu_ticks "${PID[hop]}") - before_hop ))" \
         "$(( $(cpu_ticks "${PID[gateway]}") - before_gw ))" \
         "$stats_before" "$stats_after" >>"$RESULTS"
-    log "oha $target $mode c=$c: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print(round(s["requestsPerSec"]), "req/s, success", s["successRate"])' "$file")"
+    log "oha $target $mode c=$c${limit[*]:+ at $rate/s}: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print(round(s["requestsPerSec"]), "req/s, success", s["successRate"])' "$file")"
 }
 for mode in nonstream stream; do
     for c in 1 32 256; do
         for target in direct hop gateway; do
             run_oha "$target" "$mode" "$c"
         done
+    done
+done
+# CPU per request at the same offered load: at saturation each server runs at its own rate,
+# and the faster one batches more work per wake-up and finds the load generator busier (its
+# wake-ups then cost no cross-CPU interrupt), so the ratio there mixes cost with load. At a
+# fixed rate every server does the same work per second. The rates are about half of what the
+# gateway sustains at c=32 on the machine in README.
+for mode in nonstream stream; do
+    rate="$FIXED_RATE_NONSTREAM"; [[ "$mode" == stream ]] && rate="$FIXED_RATE_STREAM"
+    for target in direct hop gateway; do
+        run_oha "$target" "$mode" 32 "$rate"
     done
 done
 printf '{"kind":"peak_after_oha","mock_kb":%s,"hop_kb":%s,"gateway_kb":%s}\n' \

@@ -1,5 +1,5 @@
 //! The audit log over real sockets: one parsed line per request (unary, stream, refused) and
-//! per session exchange, with the fields the issue lists, the chain verified, and shown broken
+//! per session exchange, with the fields README documents, the chain verified, and shown broken
 //! after an edit.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
