@@ -9,8 +9,9 @@
 # Settings (environment): QUICK, OUT, SERVER_CPUS (default 0), LOAD_CPUS (default 1),
 # MOCK_CPUS (default SERVER_CPUS), MOCK_SCHED (normal, the default, or batch: see below),
 # FIXED_RATE_NONSTREAM (10000) and FIXED_RATE_STREAM (5000) requests per second for the
-# equal-load CPU runs, PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to reuse $OUT/bin,
-# GATEWAY_BIN=path to measure another gateway build against the same mock and hop.
+# equal-load CPU runs, PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to
+# reuse $OUT/bin, GATEWAY_BIN=path to measure another gateway build against the same mock and
+# hop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
