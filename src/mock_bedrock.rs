@@ -50,6 +50,7 @@
 //! | `mock:no_text` | no text block: tool blocks start at index 0 |
 //! | `mock:delay_ms=D` | stream: sleep `D` ms before every frame after the first (`messageStart` goes out at once). Converse: wait `D` ms per delta the stream would have had |
 //! | `mock:stall_ms=D` | stream: after `messageStart` and the first delta, stall `D` ms (idle-timeout tests). Converse: wait `D` ms before answering |
+//! | `mock:linger_ms=D` | stream: keep the body open `D` ms after the last event before ending it. Converse: no effect |
 //! | `mock:stop=REASON` | the `stopReason` (`max_tokens`, `stop_sequence`, `malformed_model_output`, …) |
 //! | `mock:usage=IN,OUT[,CACHE_READ,CACHE_WRITE]` | exact usage numbers (`totalTokens` is their sum) |
 //! | `mock:status=KIND` | HTTP error before any body, both operations: `throttle` 429 `ThrottlingException`, `validation` 400 `ValidationException`, `not_found` 404 `ResourceNotFoundException`, `access_denied` 403 `AccessDeniedException`, `unavailable` 503 `ServiceUnavailableException`, `internal` 500 `InternalServerException`, `model_timeout` 408 `ModelTimeoutException`, `model_not_ready` 429 `ModelNotReadyException`, `model_error` 424 `ModelErrorException` |

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::{SseReader, TestEnv, chat, content_of, eventually};
@@ -197,6 +197,45 @@ async fn idle_upstream_times_out_with_an_error_record() {
         .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.stream_error()["code"], "timeout");
+}
+
+#[tokio::test]
+async fn finished_streams_read_bedrocks_body_to_its_end() {
+    let env = TestEnv::start().await;
+    for _ in 0..3 {
+        let reply = env
+            .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", true))
+            .await;
+        assert_eq!(reply.sse_data().last().unwrap(), "[DONE]");
+    }
+    // A body dropped before its end would close the connection instead of pooling it.
+    assert_eq!(env.mock.cancelled_streams(), 0);
+}
+
+#[tokio::test]
+async fn a_body_left_open_after_the_last_event_is_given_up_within_the_drain_deadline() {
+    let env = TestEnv::start().await;
+    let started = Instant::now();
+    let reply = env
+        .post_json(
+            "/v1/chat/completions",
+            &chat("claude-3-haiku", "Hello mock:linger_ms=30000", true),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let data = reply.sse_data();
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    assert_eq!(content_of(&data), "Hello from the mock Bedrock runtime.");
+    // The drain deadline is 1 s; the mock would keep the body open for 30.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the response ended only after {:?}",
+        started.elapsed()
+    );
+    eventually("the mock sees its body dropped", Duration::from_secs(5), || {
+        env.mock.cancelled_streams() == 1
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -277,7 +277,8 @@ async fn produce(script: &Script, out: &mut Emitter, started: Instant) -> Result
     out.event("messageStop", &fields).await?;
     fields.clear();
     write_usage_and_metrics(&mut fields, &script.usage, started);
-    out.event("metadata", &fields).await
+    out.event("metadata", &fields).await?;
+    out.pause(script.linger).await
 }
 
 fn reasoning_delta(fields: &mut Vec<u8>, block: u64, member: &str, value: &str) {

@@ -11,7 +11,7 @@ use simd_json::prelude::*;
 
 /// Largest `mock:frames=` count.
 const MAX_FRAMES: u32 = 1_000_000;
-/// Largest `mock:delay_ms=` / `mock:stall_ms=`.
+/// Largest `mock:delay_ms=` / `mock:stall_ms=` / `mock:linger_ms=`.
 const MAX_WAIT_MS: u64 = 10 * 60 * 1000;
 /// The reply when no text is scripted.
 const DEFAULT_TEXT: &str = "Hello from the mock Bedrock runtime.";
@@ -117,6 +117,8 @@ pub(super) struct Script {
     pub(super) usage: Usage,
     pub(super) delay: Duration,
     pub(super) stall: Duration,
+    /// Stream: how long the body stays open after the last event.
+    pub(super) linger: Duration,
     pub(super) status: Option<HttpError>,
     pub(super) first_exception: Option<String>,
     pub(super) mid_exception: Option<String>,
@@ -567,6 +569,7 @@ fn directives<'t>(text: &'t str, user_words: u64, forced_tool: bool) -> Result<S
         },
         delay: Duration::ZERO,
         stall: Duration::ZERO,
+        linger: Duration::ZERO,
         status: None,
         first_exception: None,
         mid_exception: None,
@@ -610,6 +613,7 @@ fn directives<'t>(text: &'t str, user_words: u64, forced_tool: bool) -> Result<S
             }
             ("delay_ms", v) => script.delay = wait(need(v)?).ok_or_else(|| bad("expected milliseconds"))?,
             ("stall_ms", v) => script.stall = wait(need(v)?).ok_or_else(|| bad("expected milliseconds"))?,
+            ("linger_ms", v) => script.linger = wait(need(v)?).ok_or_else(|| bad("expected milliseconds"))?,
             ("stop", v) => stop = Some(need(v)?.to_owned()),
             ("usage", v) => {
                 let numbers: Result<Vec<u64>, _> = need(v)?.split(',').map(str::parse).collect();
@@ -860,7 +864,7 @@ mod tests {
     #[test]
     fn every_directive_parses() {
         let s = script(
-            "mock:frames=3 mock:delay_ms=5 mock:stall_ms=7 mock:stop=max_tokens mock:usage=1,2,3,4 \
+            "mock:frames=3 mock:delay_ms=5 mock:stall_ms=7 mock:linger_ms=9 mock:stop=max_tokens mock:usage=1,2,3,4 \
              mock:first_exception=throttlingException mock:mid_exception=validationException \
              mock:tool=get_weather:{\"city\":\"Paris\"} mock:tool=noop:{} mock:truncate mock:bad_crc mock:reset \
              mock:status=model_timeout",
@@ -869,6 +873,7 @@ mod tests {
         assert_eq!(s.text.full(), "tok0 tok1 tok2 ");
         assert_eq!(s.delay, Duration::from_millis(5));
         assert_eq!(s.stall, Duration::from_millis(7));
+        assert_eq!(s.linger, Duration::from_millis(9));
         assert_eq!(s.stop_reason, "max_tokens");
         assert_eq!(
             s.usage,
