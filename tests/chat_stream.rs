@@ -239,6 +239,25 @@ async fn a_body_left_open_after_the_last_event_is_given_up_within_the_drain_dead
 }
 
 #[tokio::test]
+async fn a_stream_longer_than_the_idle_timeout_is_not_cut_while_frames_keep_coming() {
+    let env = TestEnv::start_with(|c| c.timeouts.idle_ms = 300).await;
+    // Ten frames 100 ms apart: a second in all, never 300 ms without data.
+    let reply = env
+        .post_json(
+            "/v1/chat/completions",
+            &chat("claude-3-haiku", "x mock:frames=10 mock:delay_ms=100", true),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let data = reply.sse_data();
+    assert_eq!(data.last().unwrap(), "[DONE]", "{data:?}");
+    assert_eq!(
+        content_of(&data),
+        "tok0 tok1 tok2 tok3 tok4 tok5 tok6 tok7 tok8 tok9 "
+    );
+}
+
+#[tokio::test]
 async fn client_disconnect_cancels_the_upstream_stream() {
     let env = TestEnv::start().await;
     let response = env
