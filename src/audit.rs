@@ -85,6 +85,12 @@ impl LineHasher {
         Self::keyed(&key).map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// HMAC-SHA256 under the key in `path` when there is one (`audit.key_file`), else plain
+    /// SHA-256.
+    pub fn for_key_file(path: Option<&Path>) -> Result<Self, String> {
+        path.map_or_else(|| Ok(Self::unkeyed()), Self::from_key_file)
+    }
+
     fn is_keyed(&self) -> bool {
         self.0.is_some()
     }
@@ -142,10 +148,8 @@ impl AuditLog {
                 file: None,
             }
         };
-        let hasher = match &config.key_file {
-            Some(path) => LineHasher::from_key_file(path).map_err(|e| format!("audit.key_file {e}"))?,
-            None => LineHasher::unkeyed(),
-        };
+        let hasher = LineHasher::for_key_file(config.key_file.as_deref())
+            .map_err(|e| format!("audit.key_file {e}"))?;
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
         let mut writer = Writer {
@@ -518,7 +522,7 @@ impl Writer {
         out.extend_from_slice(b",\"pid\":");
         json::write_u64(&mut out, u64::from(std::process::id()));
         if self.hasher.is_keyed() {
-            out.extend_from_slice(b",\"mac\":\"hmac-sha256\"");
+            out.extend_from_slice(MAC_FIELD);
         }
         self.append(out);
         self.flush();

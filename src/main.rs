@@ -224,10 +224,7 @@ impl AuditArgs {
             starts_after,
             key_file,
         } = self.command;
-        let hasher = match &key_file {
-            Some(path) => audit::LineHasher::from_key_file(path).map_err(StartError::Other)?,
-            None => audit::LineHasher::unkeyed(),
-        };
+        let hasher = audit::LineHasher::for_key_file(key_file.as_deref()).map_err(StartError::Other)?;
         let verified = audit::verify_file(&file, starts_after.as_deref(), &hasher)
             .map_err(|e| StartError::Other(format!("{}: {e}", file.display())))?;
         let continues = if verified.starts_after == audit::GENESIS {
