@@ -25,8 +25,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_rustls::TlsAcceptor;
 
 use super::ClientAddr;
+use super::tls::Tls;
 use crate::body::ResponseBody;
 use crate::service::Gateway;
 
@@ -43,19 +45,15 @@ pub(super) struct ConnContext {
 
 /// Serves one accepted socket to its end.
 pub(super) async fn run(stream: TcpStream, peer: SocketAddr, cx: ConnContext) {
-    if cx.gateway.shared().security.tls.is_some() {
+    match cx.gateway.shared().security.tls.as_ref().map(Tls::acceptor) {
         // Boxed: a plain connection's task then carries no TLS handshake or stream state.
-        Box::pin(run_tls(stream, peer, cx)).await;
-    } else {
-        serve(TokioIo::new(stream), peer, cx).await;
+        Some(acceptor) => Box::pin(run_tls(stream, peer, cx, acceptor)).await,
+        None => serve(TokioIo::new(stream), peer, cx).await,
     }
 }
 
-async fn run_tls(stream: TcpStream, peer: SocketAddr, mut cx: ConnContext) {
-    let Some(tls) = &cx.gateway.shared().security.tls else {
-        return;
-    };
-    let handshake = tokio::time::timeout(cx.handshake_timeout, tls.acceptor().accept(stream));
+async fn run_tls(stream: TcpStream, peer: SocketAddr, mut cx: ConnContext, acceptor: TlsAcceptor) {
+    let handshake = tokio::time::timeout(cx.handshake_timeout, acceptor.accept(stream));
     let stream = tokio::select! {
         result = handshake => match result {
             Ok(Ok(stream)) => stream,
