@@ -9,11 +9,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::error::Error;
 use crate::service::passthrough::meter::Meter;
+use crate::upstream::UpstreamBody;
 use sse::SseBody;
 
 /// Reads a whole request body into one buffer, refusing more than `limit` bytes.
@@ -116,7 +116,7 @@ impl Body for ResponseBody {
 /// A Bedrock body relayed as it arrives, under the idle deadline between frames.
 #[derive(Debug)]
 pub struct PassthroughBody {
-    inner: Incoming,
+    inner: UpstreamBody,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     /// The key's stream slot, for an event stream, given back when the body is dropped.
@@ -129,7 +129,7 @@ impl PassthroughBody {
     /// Wraps an upstream body, holding `permit` for as long as it lives and showing each chunk
     /// to `meter`.
     pub fn new(
-        inner: Incoming,
+        inner: UpstreamBody,
         idle_timeout: Duration,
         permit: Option<crate::auth::limits::StreamPermit>,
         meter: Option<Meter>,

@@ -86,6 +86,16 @@ pub struct BedrockConfig {
     pub pool_max_idle_per_host: usize,
     /// How long an idle pooled connection is kept, in milliseconds.
     pub pool_idle_timeout_ms: u64,
+    /// HTTP/2 to Bedrock instead of HTTP/1.1: ALPN `h2` over TLS, prior knowledge on an
+    /// `http://` endpoint. Off by default: see `upstream::h2`.
+    pub http2: bool,
+    /// Requests carried at once by one HTTP/2 connection; another connection is opened when
+    /// every one is full, so no request waits for a stream. Keep it at or below the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS.
+    pub http2_max_streams: usize,
+    /// PEM file of further certificate authorities trusted for Bedrock's TLS, besides the
+    /// built-in web roots (a TLS-inspecting proxy, a private endpoint).
+    pub ca_file: Option<PathBuf>,
     /// Retries of requests that failed before Bedrock produced anything.
     pub retries: crate::upstream::retry::RetryPolicy,
 }
@@ -98,6 +108,9 @@ impl Default for BedrockConfig {
             api_key_file: None,
             pool_max_idle_per_host: 256,
             pool_idle_timeout_ms: 90_000,
+            http2: false,
+            http2_max_streams: 100,
+            ca_file: None,
             retries: crate::upstream::retry::RetryPolicy::default(),
         }
     }
@@ -385,6 +398,7 @@ impl Config {
             &mut self.tls.key_file,
             &mut self.tls.client_ca_file,
             &mut self.audit.key_file,
+            &mut self.bedrock.ca_file,
         ]
         .into_iter()
         .flatten()
@@ -433,6 +447,9 @@ impl Config {
         }
         if self.bedrock.pool_max_idle_per_host == 0 {
             problems.push("bedrock.pool_max_idle_per_host: must be at least 1".to_owned());
+        }
+        if !(1..=10_000).contains(&self.bedrock.http2_max_streams) {
+            problems.push("bedrock.http2_max_streams: must be between 1 and 10000".to_owned());
         }
         if self.limits.max_body_bytes < 1024 {
             problems.push("limits.max_body_bytes: must be at least 1024".to_owned());

@@ -232,6 +232,8 @@ struct Counters {
     frames_sent: AtomicU64,
     invoke_calls: AtomicU64,
     failed_on_purpose: AtomicU64,
+    connections: AtomicU64,
+    http2_calls: AtomicU64,
 }
 
 struct State {
@@ -310,6 +312,16 @@ impl MockBedrock {
     pub fn cancelled_streams(&self) -> u64 {
         self.state.counters.cancelled_streams.load(Ordering::Relaxed)
     }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.state.counters.connections.load(Ordering::Relaxed)
+    }
+
+    /// Requests that arrived over HTTP/2, whatever the outcome.
+    pub fn http2_calls(&self) -> u64 {
+        self.state.counters.http2_calls.load(Ordering::Relaxed)
+    }
 }
 
 impl fmt::Debug for MockBedrock {
@@ -355,10 +367,13 @@ pub async fn serve(
 
 /// The accept loop (hyper-util's graceful-shutdown pattern).
 async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future<Output = ()>) {
+    let counters = Arc::clone(&state.counters);
     accept_loop(
         listener,
         shutdown,
-        || {},
+        move || {
+            counters.connections.fetch_add(1, Ordering::Relaxed);
+        },
         move |req| {
             let state = Arc::clone(&state);
             async move { handle(&state, req).await }
@@ -468,6 +483,9 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<MockBody> {
         return last_request_response(state);
     }
     state.counters.calls.fetch_add(1, Ordering::Relaxed);
+    if req.version() == http::Version::HTTP_2 {
+        state.counters.http2_calls.fetch_add(1, Ordering::Relaxed);
+    }
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_REQUEST_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),

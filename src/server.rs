@@ -111,7 +111,7 @@ pub fn build_with_clock(
     if !security.auth.required() {
         tracing::warn!(listen = %config.listen, "client authentication is off: any client that reaches the listen address can use the gateway");
     }
-    let upstream = Upstream::new(&config, auth).map_err(|e| StartError::Other(e.to_string()))?;
+    let upstream = Upstream::new(&config, auth).map_err(StartError::Other)?;
     Ok(Gateway::with_security(config, models, upstream, security))
 }
 

@@ -1,4 +1,5 @@
-//! The pooled client to Bedrock: one hyper-util client over rustls, shared by every request.
+//! The pooled client to Bedrock over rustls, shared by every request: hyper-util's
+//! keep-alive HTTP/1.1 pool, or with `bedrock.http2` the HTTP/2 pool of [`http2`].
 //!
 //! `send` signs the exact body bytes, sends them on a pooled keep-alive connection and waits
 //! for the response headers under their own deadline. Non-2xx answers are read (bounded) and
@@ -7,14 +8,17 @@
 
 pub mod breaker;
 pub mod fetch;
+pub mod http2;
 pub mod retry;
 pub mod sigv4;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
-use http_body::Body as _;
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -47,12 +51,60 @@ pub enum Operation {
 
 /// The shared Bedrock client.
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    transport: Transport,
     auth: UpstreamAuth,
     response_headers: Duration,
     idle: Duration,
     retries: RetryPolicy,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+}
+
+/// How requests reach Bedrock.
+enum Transport {
+    /// hyper-util's pool: one keep-alive connection per request in flight.
+    Http1(Client<HttpsConnector<HttpConnector>, Full<Bytes>>),
+    /// Streams on as many HTTP/2 connections as the requests in flight need.
+    Http2(http2::Pool),
+}
+
+/// A Bedrock response body. Over HTTP/2 it holds its stream's place on the connection until
+/// it ends or is dropped.
+#[derive(Debug)]
+pub struct UpstreamBody {
+    inner: Incoming,
+    slot: Option<http2::StreamSlot>,
+}
+
+impl UpstreamBody {
+    fn new(inner: Incoming, slot: Option<http2::StreamSlot>) -> Self {
+        Self { inner, slot }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if this.slot.is_some() && matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            // The stream is over: its place is free before the body itself is dropped.
+            this.slot = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 impl std::fmt::Debug for Upstream {
@@ -65,7 +117,7 @@ impl std::fmt::Debug for Upstream {
 
 impl Upstream {
     /// Builds the client from the configuration; `auth` decides SigV4 or bearer.
-    pub fn new(config: &Config, auth: UpstreamAuth) -> Result<Self, Error> {
+    pub fn new(config: &Config, auth: UpstreamAuth) -> Result<Self, String> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -75,19 +127,41 @@ impl Upstream {
             rustls::crypto::aws_lc_rs::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .map_err(|_| Error::Internal("TLS client configuration"))?
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
+        .map_err(|e| format!("TLS client configuration: {e}"))?
+        .with_root_certificates(root_certificates(config.bedrock.ca_file.as_deref())?)
         .with_no_client_auth();
-        // HTTP/1.1 only for now: each in-flight request gets its own pooled connection, so one
-        // connection's HTTP/2 stream limit can never queue requests behind it.
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
+            .https_or_http();
+        let idle_timeout = Duration::from_millis(config.bedrock.pool_idle_timeout_ms);
+        let transport = if config.bedrock.http2 {
+            // ALPN offers `h2` alone: a server that does not agree fails the connection.
+            Transport::Http2(http2::Pool::new(
+                https.enable_http2().wrap_connector(http),
+                config.bedrock.http2_max_streams,
+                idle_timeout,
+            ))
+        } else {
+            Transport::Http1(Self::http1_client(
+                config,
+                https.enable_http1().wrap_connector(http),
+            ))
+        };
+        Ok(Self {
+            transport,
+            auth,
+            response_headers: config.timeouts.response_headers(),
+            idle: config.timeouts.idle(),
+            retries: config.bedrock.retries.clone(),
+            metrics: None,
+        })
+    }
+
+    fn http1_client(
+        config: &Config,
+        https: HttpsConnector<HttpConnector>,
+    ) -> Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+        Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_millis(config.bedrock.pool_idle_timeout_ms))
             .pool_max_idle_per_host(config.bedrock.pool_max_idle_per_host)
@@ -95,15 +169,7 @@ impl Upstream {
             // reading holds one read, its translation and the queued output, not hyper's
             // read buffer grown to 400 KiB on top.
             .http1_max_buf_size(UPSTREAM_MAX_READ_BYTES)
-            .build(https);
-        Ok(Self {
-            client,
-            auth,
-            response_headers: config.timeouts.response_headers(),
-            idle: config.timeouts.idle(),
-            retries: config.bedrock.retries.clone(),
-            metrics: None,
-        })
+            .build(https)
     }
 
     /// Counts retries in `metrics` from now on.
@@ -124,7 +190,7 @@ impl Upstream {
         route: &Route,
         operation: Operation,
         body: Bytes,
-    ) -> Result<Response<Incoming>, Error> {
+    ) -> Result<Response<UpstreamBody>, Error> {
         let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
@@ -153,7 +219,7 @@ impl Upstream {
         route: &Route,
         operation: Operation,
         body: Bytes,
-    ) -> Result<Response<Incoming>, Error> {
+    ) -> Result<Response<UpstreamBody>, Error> {
         let uri = match operation {
             Operation::Converse => route.converse_uri.clone(),
             Operation::ConverseStream => route.converse_stream_uri.clone(),
@@ -179,7 +245,7 @@ impl Upstream {
         region: &str,
         forward: &[(http::HeaderName, HeaderValue)],
         body: Bytes,
-    ) -> Result<Response<Incoming>, Error> {
+    ) -> Result<Response<UpstreamBody>, Error> {
         let mut request = Request::new(Full::new(body.clone()));
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = uri;
@@ -193,9 +259,20 @@ impl Upstream {
             .authorize(&mut request, &body, region)
             .await
             .map_err(|e| Error::Sign(e.to_string().into()))?;
-        match tokio::time::timeout(self.response_headers, self.client.request(request)).await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => Err(map_client_error(&e)),
+        let sent = async {
+            match &self.transport {
+                Transport::Http1(client) => match client.request(request).await {
+                    Ok(response) => Ok(response.map(|body| UpstreamBody::new(body, None))),
+                    Err(e) => Err(connect_error(&e)),
+                },
+                Transport::Http2(pool) => {
+                    let (response, slot) = pool.send(request).await?;
+                    Ok(response.map(|body| UpstreamBody::new(body, Some(slot))))
+                }
+            }
+        };
+        match tokio::time::timeout(self.response_headers, sent).await {
+            Ok(result) => result,
             Err(_) => Err(Error::UpstreamTimeout(TimeoutKind::ResponseHeaders)),
         }
     }
@@ -207,7 +284,7 @@ impl Upstream {
 
     /// Reads a complete (non-streaming) success body, bounded in size and by the idle deadline,
     /// into one buffer sized from `content-length`: the translator parses it in place.
-    pub async fn read_body(&self, response: Response<Incoming>, limit: usize) -> Result<Vec<u8>, Error> {
+    pub async fn read_body(&self, response: Response<UpstreamBody>, limit: usize) -> Result<Vec<u8>, Error> {
         let too_large = || {
             Error::UpstreamProtocol(
                 "the Bedrock response is larger than limits.max_upstream_body_bytes".into(),
@@ -246,7 +323,7 @@ impl Upstream {
     }
 
     /// Reads a non-2xx Bedrock response into the mapped [`Error`] (name, message, Retry-After).
-    pub async fn read_error(&self, response: Response<Incoming>) -> Error {
+    pub async fn read_error(&self, response: Response<UpstreamBody>) -> Error {
         let status = response.status();
         let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
         let header_name = response
@@ -321,8 +398,24 @@ fn parse_error_body(body: &[u8]) -> ErrorBody {
     }
 }
 
-fn map_client_error(e: &hyper_util::client::legacy::Error) -> Error {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+/// The trusted roots for Bedrock's TLS: the web roots, and `ca_file`'s certificates.
+fn root_certificates(ca_file: Option<&std::path::Path>) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(file) = ca_file {
+        for cert in crate::server::tls::read_certs(file, "bedrock.ca_file")? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("bedrock.ca_file {}: {e}", file.display()))?;
+        }
+    }
+    Ok(roots)
+}
+
+/// A failure to connect or to send, as [`Error::UpstreamConnect`], or a connect timeout.
+fn connect_error(e: &(dyn std::error::Error + 'static)) -> Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(cause) = source {
         if let Some(io) = cause.downcast_ref::<std::io::Error>()
             && io.kind() == std::io::ErrorKind::TimedOut
@@ -331,7 +424,7 @@ fn map_client_error(e: &hyper_util::client::legacy::Error) -> Error {
         }
         source = cause.source();
     }
-    let detail = match std::error::Error::source(e) {
+    let detail = match e.source() {
         Some(cause) => format!("{e}: {cause}"),
         None => e.to_string(),
     };

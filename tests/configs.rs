@@ -57,6 +57,12 @@ fn gateway_yaml_documents_the_defaults() {
         shipped.bedrock.pool_max_idle_per_host,
         defaults.bedrock.pool_max_idle_per_host
     );
+    assert_eq!(shipped.bedrock.http2, defaults.bedrock.http2);
+    assert_eq!(
+        shipped.bedrock.http2_max_streams,
+        defaults.bedrock.http2_max_streams
+    );
+    assert_eq!(shipped.bedrock.ca_file, defaults.bedrock.ca_file);
     assert_eq!(
         shipped.bedrock.retries.max_retries,
         defaults.bedrock.retries.max_retries

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame};
-use hyper::body::Incoming;
 use serde::Deserialize;
 use tokio::time::{Instant, Sleep};
 
@@ -27,6 +26,7 @@ use crate::bedrock::stream::ExceptionEvent;
 use crate::error::{Error, TimeoutKind};
 use crate::translate::response::Usage;
 use crate::translate::stream::StreamTranslator;
+use crate::upstream::UpstreamBody;
 
 /// How long to keep reading an upstream body after the stream is complete, so that its
 /// connection goes back to the pool rather than being closed. Bedrock ends the body right
@@ -73,7 +73,7 @@ enum State {
 }
 
 /// The translated stream.
-pub struct SseBody<B = Incoming> {
+pub struct SseBody<B = UpstreamBody> {
     upstream: Option<B>,
     decoder: EventDecoder,
     translator: StreamTranslator,

@@ -20,7 +20,7 @@ use crate::translate::request::{Context, Ignored, Translation};
 use crate::translate::response::{ResponseMeta, Usage, to_chat_completion_with};
 use crate::translate::stream::StreamTranslator;
 use crate::translate::{self};
-use crate::upstream::{Operation, breaker, retry};
+use crate::upstream::{Operation, UpstreamBody, breaker, retry};
 
 /// Handles one chat completion, streaming or not, and counts it in the metrics with its
 /// model (streams when their headers go out; their end is counted by the stream). `started`
@@ -277,7 +277,7 @@ async fn send_with_fallbacks(
     operation: Operation,
     primary: Prepared,
     fallbacks: Vec<Prepared>,
-) -> Result<(Response<Incoming>, Prepared), Error> {
+) -> Result<(Response<UpstreamBody>, Prepared), Error> {
     if fallbacks.is_empty() {
         let response = attempt(shared, route, &primary.target, operation, primary.body.clone()).await?;
         return Ok((response, primary));
@@ -307,7 +307,7 @@ async fn attempt(
     target: &Route,
     operation: Operation,
     body: Bytes,
-) -> Result<Response<Incoming>, Error> {
+) -> Result<Response<UpstreamBody>, Error> {
     match shared.upstream.send(target, operation, body).await {
         Ok(response) => {
             target.breaker.succeeded();

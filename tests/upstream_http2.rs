@@ -1,0 +1,227 @@
+//! HTTP/2 to Bedrock (`bedrock.http2`) through the real server and the mock: prior knowledge on
+//! an `http://` endpoint, ALPN over TLS, and the pool opening connections as streams fill up.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use support::{SseReader, TestEnv, chat, content_of, eventually};
+use tokio::net::{TcpListener, TcpStream};
+
+const STREAMED_TEXT: &str = "Hello from the mock Bedrock runtime.";
+
+fn http2(max_streams: usize) -> impl FnOnce(&mut ai_gateway::config::Config) {
+    move |config| {
+        config.bedrock.http2 = true;
+        config.bedrock.http2_max_streams = max_streams;
+    }
+}
+
+/// Reads a stream to its end and returns its `data:` payloads.
+async fn read_all(mut reader: SseReader) -> Vec<String> {
+    let mut data = Vec::new();
+    while let Some((payload, _)) = reader.next().await {
+        data.push(payload);
+    }
+    data
+}
+
+#[tokio::test]
+async fn chat_goes_over_one_reused_http2_connection() {
+    let env = TestEnv::start_with(http2(100)).await;
+    for _ in 0..3 {
+        let reply = env
+            .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", false))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert!(
+            !reply.json()["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .is_empty()
+        );
+        let reply = env
+            .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", true))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let data = reply.sse_data();
+        assert_eq!(data.last().unwrap(), "[DONE]");
+        assert_eq!(content_of(&data), STREAMED_TEXT);
+    }
+    // The mock checked every request's SigV4 signature, and saw each arrive over HTTP/2.
+    assert_eq!(env.mock.calls(), 6);
+    assert_eq!(env.mock.http2_calls(), 6);
+    assert_eq!(env.mock.connections(), 1, "one connection carries them all");
+    assert_eq!(
+        env.mock.cancelled_streams(),
+        0,
+        "every stream was read to its end"
+    );
+}
+
+#[tokio::test]
+async fn streams_beyond_a_connections_limit_open_another_connection() {
+    let env = TestEnv::start_with(http2(2)).await;
+    // Five streams in flight at once: each sends its frames 100 ms apart.
+    let body = chat("claude-3-haiku", "mock:frames=4 mock:delay_ms=100 go", true);
+    let mut open = Vec::new();
+    for _ in 0..5 {
+        let response = env.open_stream(&body).await;
+        assert_eq!(response.status(), 200);
+        open.push(SseReader::new(response));
+    }
+    assert_eq!(env.mock.active_streams(), 5);
+    assert_eq!(
+        env.mock.connections(),
+        3,
+        "two streams a connection: five streams need three connections, no more"
+    );
+    for reader in open {
+        let data = read_all(reader).await;
+        assert_eq!(data.last().unwrap(), "[DONE]");
+    }
+    // All streams are over: the next requests fit on the connections already open.
+    for _ in 0..2 {
+        let reply = env
+            .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", false))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    assert_eq!(env.mock.connections(), 3);
+    assert_eq!(env.mock.http2_calls(), 7);
+}
+
+#[tokio::test]
+async fn a_stream_the_client_drops_gives_its_place_back() {
+    let env = TestEnv::start_with(http2(1)).await;
+    let body = chat("claude-3-haiku", "mock:frames=50 mock:delay_ms=50 go", true);
+    let mut reader = SseReader::new(env.open_stream(&body).await);
+    assert!(reader.next().await.is_some());
+    drop(reader);
+    eventually("the mock sees the stream reset", Duration::from_secs(5), || {
+        env.mock.cancelled_streams() == 1
+    })
+    .await;
+    // With one stream a connection, a place not given back would open a second connection.
+    let reply = env
+        .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", true))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(content_of(&reply.sse_data()), STREAMED_TEXT);
+    assert_eq!(env.mock.connections(), 1);
+}
+
+#[tokio::test]
+async fn a_connection_idle_past_the_pool_timeout_is_replaced() {
+    let env = TestEnv::start_with(|config| {
+        http2(100)(config);
+        config.bedrock.pool_idle_timeout_ms = 300;
+    })
+    .await;
+    let body = chat("claude-3-haiku", "Hello", false);
+    let ask = || env.post_json("/v1/chat/completions", &body);
+    assert_eq!(ask().await.status, 200);
+    assert_eq!(ask().await.status, 200);
+    assert_eq!(env.mock.connections(), 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(ask().await.status, 200);
+    assert_eq!(
+        env.mock.connections(),
+        2,
+        "the idle connection was let go, a new one opened"
+    );
+}
+
+/// A self-signed certificate for 127.0.0.1, as a TLS server config offering `alpn`, and its
+/// PEM for the gateway's `bedrock.ca_file`.
+fn tls_server(alpn: &[&[u8]]) -> (tokio_rustls::TlsAcceptor, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let pem = cert.cert.pem();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![CertificateDer::from(cert.cert.der().to_vec())], key)
+            .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), pem)
+}
+
+/// Terminates TLS on a loopback port and relays the bytes to `backend` (the mock, which
+/// answers HTTP/2 with prior knowledge): a TLS endpoint in front of the mock.
+fn tls_relay(acceptor: tokio_rustls::TlsAcceptor, backend: SocketAddr) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = TcpListener::from_std(listener).unwrap();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let mut plain = TcpStream::connect(backend).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    addr
+}
+
+/// The gateway with HTTP/2 on, reaching the mock through a TLS relay offering `alpn` and
+/// trusting its certificate through `bedrock.ca_file`.
+async fn env_behind_tls(alpn: &[&[u8]]) -> (TestEnv, tempfile::TempDir) {
+    let (acceptor, pem) = tls_server(alpn);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("bedrock-ca.pem");
+    std::fs::write(&ca_file, pem).unwrap();
+    let env = TestEnv::start_with(|config| {
+        let mock: http::Uri = config.bedrock.endpoint.as_deref().unwrap().parse().unwrap();
+        let mock = mock.authority().unwrap().as_str().parse().unwrap();
+        let relay = tls_relay(acceptor, mock);
+        config.bedrock.endpoint = Some(format!("https://{relay}"));
+        config.bedrock.http2 = true;
+        config.bedrock.ca_file = Some(ca_file);
+    })
+    .await;
+    (env, dir)
+}
+
+#[tokio::test]
+async fn tls_endpoint_agreeing_on_h2_by_alpn() {
+    let (env, _dir) = env_behind_tls(&[b"h2", b"http/1.1"]).await;
+    let reply = env
+        .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", true))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(content_of(&reply.sse_data()), STREAMED_TEXT);
+    assert_eq!(env.mock.http2_calls(), 1);
+}
+
+#[tokio::test]
+async fn tls_endpoint_without_h2_is_a_bad_gateway_with_the_reason() {
+    // A server offering only HTTP/1.1 refuses the handshake; one that ignores ALPN completes
+    // it without a protocol, and the gateway refuses to go on.
+    for (alpn, reason) in [
+        (&[b"http/1.1".as_slice()][..], "NoApplicationProtocol"),
+        (&[][..], "did not agree to HTTP/2 (ALPN h2)"),
+    ] {
+        let (env, _dir) = env_behind_tls(alpn).await;
+        let reply = env
+            .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", false))
+            .await;
+        assert_eq!(reply.status, 502, "{}", reply.text());
+        let error = reply.error();
+        assert_eq!(error["type"], "server_error");
+        assert!(error["message"].as_str().unwrap().contains(reason), "{error}");
+        assert_eq!(env.mock.calls(), 0);
+    }
+}
