@@ -11,7 +11,8 @@
 # FIXED_RATE_NONSTREAM (10000) and FIXED_RATE_STREAM (5000) requests per second for the
 # equal-load CPU runs, PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to
 # reuse $OUT/bin, GATEWAY_BIN=path to measure another gateway build against the same mock and
-# hop.
+# hop, GATEWAY_CONFIG (configs/loadtest.yaml; configs/loadtest-http2.yaml sends to the mock
+# over HTTP/2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -86,6 +87,7 @@ if [[ "${NO_BUILD:-0}" != 1 ]]; then
 fi
 BIN="$OUT/bin"
 GATEWAY_BIN="${GATEWAY_BIN:-$BIN/ai-gateway}"
+GATEWAY_CONFIG="${GATEWAY_CONFIG:-configs/loadtest.yaml}"
 
 # --- processes ---------------------------------------------------------------------------
 declare -A PID=()
@@ -125,7 +127,7 @@ start_gateway() {
     # every request exactly as it would for Bedrock.
     AWS_ACCESS_KEY_ID=AKIDMOCKBEDROCK00001 AWS_SECRET_ACCESS_KEY=mock/secret/key/for/the/local/mock/only \
         AWS_SESSION_TOKEN='' AWS_PROFILE='' AWS_EC2_METADATA_DISABLED=true AWS_REGION=us-east-1 \
-        taskset -c "$SERVER_CPUS" "$GATEWAY_BIN" serve --config configs/loadtest.yaml \
+        taskset -c "$SERVER_CPUS" "$GATEWAY_BIN" serve --config "$GATEWAY_CONFIG" \
         --listen "127.0.0.1:$PORT_GW" --bedrock-endpoint "http://127.0.0.1:$PORT_MOCK" \
         >>"$OUT/logs/gateway.log" 2>&1 &
     PID[gateway]=$!
@@ -306,6 +308,7 @@ printf '{"kind":"idle_fresh","hop_kb":%s,"gateway_kb":%s}\n' "$(rss_kb "${PID[ho
     echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS ($MOCK_SCHED scheduling), load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); ${OHA_SECS}s per oha run; quick=$QUICK"
     echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
     [[ "$GATEWAY_BIN" == "$BIN/ai-gateway" ]] || echo "gateway binary: $GATEWAY_BIN"
+    [[ "$GATEWAY_CONFIG" == configs/loadtest.yaml ]] || echo "gateway config: $GATEWAY_CONFIG"
     echo "load average (1, 5, 15 min) at start: $LOAD_AT_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine moves every figure)"
     echo
     python3 loadtest/report.py "$RESULTS"
