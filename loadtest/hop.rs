@@ -1,7 +1,9 @@
 //! The bare pass-through hop: the physical limit the gateway is measured against.
 //!
 //! It accepts HTTP/1.1 and h2c on loopback and forwards every request, bytes untouched and
-//! streamed both ways, over a pooled hyper-util client to one upstream (the fast mock). It
+//! streamed both ways, over a pooled hyper-util client to one upstream (the fast mock):
+//! HTTP/1.1 keep-alive, or with `--http2 true` HTTP/2 with prior knowledge, as the gateway
+//! with `bedrock.http2` (hyper-util shares one HTTP/2 connection per host). It
 //! does what the gateway must do to reach Bedrock and nothing else: same runtime, same
 //! allocator, same hyper server and client, the same pool size and TCP_NODELAY on both sides.
 //!
@@ -39,17 +41,20 @@ struct Args {
     listen: SocketAddr,
     scheme: Scheme,
     authority: Authority,
+    http2: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut listen: SocketAddr = ([127, 0, 0, 1], 9100).into();
     let mut upstream: Uri = Uri::from_static("http://127.0.0.1:9000");
+    let mut http2 = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
         match arg.as_str() {
             "--listen" => listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
             "--upstream" => upstream = value.parse().map_err(|e| format!("--upstream: {e}"))?,
+            "--http2" => http2 = value.parse().map_err(|e| format!("--http2: {e}"))?,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -58,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         listen,
         scheme: parts.scheme.unwrap_or(Scheme::HTTP),
         authority: parts.authority.ok_or("--upstream needs host:port")?,
+        http2,
     })
 }
 
@@ -94,6 +100,7 @@ async fn serve(args: Args) -> std::io::Result<()> {
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        .http2_only(args.http2)
         .build(http);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).keep_alive(true);

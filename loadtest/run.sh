@@ -11,8 +11,9 @@
 # FIXED_RATE_NONSTREAM (10000) and FIXED_RATE_STREAM (5000) requests per second for the
 # equal-load CPU runs, PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to
 # reuse $OUT/bin, GATEWAY_BIN=path to measure another gateway build against the same mock and
-# hop, GATEWAY_CONFIG (configs/loadtest.yaml; configs/loadtest-http2.yaml sends to the mock
-# over HTTP/2).
+# hop, UPSTREAM_HTTP2=1 to have hop and gateway reach the mock over HTTP/2 (prior knowledge)
+# instead of HTTP/1.1, GATEWAY_CONFIG (configs/loadtest.yaml, or configs/loadtest-http2.yaml
+# with UPSTREAM_HTTP2=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -87,7 +88,12 @@ if [[ "${NO_BUILD:-0}" != 1 ]]; then
 fi
 BIN="$OUT/bin"
 GATEWAY_BIN="${GATEWAY_BIN:-$BIN/ai-gateway}"
-GATEWAY_CONFIG="${GATEWAY_CONFIG:-configs/loadtest.yaml}"
+UPSTREAM_HTTP2="${UPSTREAM_HTTP2:-0}"
+if [[ "$UPSTREAM_HTTP2" == 1 ]]; then
+    HOP_HTTP2=true; GATEWAY_CONFIG="${GATEWAY_CONFIG:-configs/loadtest-http2.yaml}"
+else
+    HOP_HTTP2=false; GATEWAY_CONFIG="${GATEWAY_CONFIG:-configs/loadtest.yaml}"
+fi
 
 # --- processes ---------------------------------------------------------------------------
 declare -A PID=()
@@ -118,7 +124,7 @@ start_mock() {
 }
 start_hop() {
     taskset -c "$SERVER_CPUS" "$BIN/hop" --listen "127.0.0.1:$PORT_HOP" \
-        --upstream "http://127.0.0.1:$PORT_MOCK" >>"$OUT/logs/hop.log" 2>&1 &
+        --upstream "http://127.0.0.1:$PORT_MOCK" --http2 "$HOP_HTTP2" >>"$OUT/logs/hop.log" 2>&1 &
     PID[hop]=$!
     wait_port "$PORT_HOP"
 }
@@ -308,7 +314,7 @@ printf '{"kind":"idle_fresh","hop_kb":%s,"gateway_kb":%s}\n' "$(rss_kb "${PID[ho
     echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS ($MOCK_SCHED scheduling), load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); ${OHA_SECS}s per oha run; quick=$QUICK"
     echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
     [[ "$GATEWAY_BIN" == "$BIN/ai-gateway" ]] || echo "gateway binary: $GATEWAY_BIN"
-    [[ "$GATEWAY_CONFIG" == configs/loadtest.yaml ]] || echo "gateway config: $GATEWAY_CONFIG"
+    echo "upstream: HTTP/$([[ "$UPSTREAM_HTTP2" == 1 ]] && echo 2 || echo 1.1) from hop and gateway to the mock; gateway config $GATEWAY_CONFIG"
     echo "load average (1, 5, 15 min) at start: $LOAD_AT_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine moves every figure)"
     echo
     python3 loadtest/report.py "$RESULTS"
