@@ -6,7 +6,8 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -137,7 +138,7 @@ async fn a_connection_idle_past_the_pool_timeout_is_replaced() {
     );
 }
 
-/// A self-signed certificate for 127.0.0.1, as a TLS server config offering `alpn`, and its
+/// A self-signed certificate for 127.0.0.1, as a TLS acceptor offering `alpn`, and its
 /// PEM for the gateway's `bedrock.ca_file`.
 fn tls_server(alpn: &[&[u8]]) -> (tokio_rustls::TlsAcceptor, String) {
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
@@ -154,26 +155,90 @@ fn tls_server(alpn: &[&[u8]]) -> (tokio_rustls::TlsAcceptor, String) {
     (tokio_rustls::TlsAcceptor::from(Arc::new(config)), pem)
 }
 
-/// Terminates TLS on a loopback port and relays the bytes to `backend` (the mock, which
-/// answers HTTP/2 with prior knowledge): a TLS endpoint in front of the mock.
-fn tls_relay(acceptor: tokio_rustls::TlsAcceptor, backend: SocketAddr) -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let listener = TcpListener::from_std(listener).unwrap();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(socket).await else {
-                    return;
-                };
-                let mut plain = TcpStream::connect(backend).await.unwrap();
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-            });
+/// A loopback TCP relay to `backend` (the mock, which answers HTTP/2 with prior knowledge),
+/// terminating TLS first when given an acceptor; it counts the connections it accepted and
+/// can cut them all.
+#[derive(Clone)]
+struct Relay {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    open: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    fn spawn(backend: SocketAddr, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let relay = Self {
+            addr: listener.local_addr().unwrap(),
+            accepted: Arc::default(),
+            open: Arc::default(),
+        };
+        let listener = TcpListener::from_std(listener).unwrap();
+        let state = relay.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                state.accepted.fetch_add(1, Ordering::SeqCst);
+                let tls = tls.clone();
+                let task = tokio::spawn(async move {
+                    let mut plain = TcpStream::connect(backend).await.unwrap();
+                    match tls {
+                        Some(acceptor) => {
+                            if let Ok(mut tls) = acceptor.accept(socket).await {
+                                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                            }
+                        }
+                        None => {
+                            let mut socket = socket;
+                            let _ = tokio::io::copy_bidirectional(&mut socket, &mut plain).await;
+                        }
+                    }
+                });
+                state.open.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        relay
+    }
+
+    /// Closes every connection relayed so far, both ways.
+    fn cut(&self) {
+        for task in self.open.lock().unwrap().drain(..) {
+            task.abort();
         }
-    });
-    addr
+    }
+}
+
+/// The mock's address, from the endpoint the test environment set.
+fn mock_addr(config: &ai_gateway::config::Config) -> SocketAddr {
+    let mock: http::Uri = config.bedrock.endpoint.as_deref().unwrap().parse().unwrap();
+    mock.authority().unwrap().as_str().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_connection_closed_under_the_pool_is_replaced() {
+    let mut relay = None;
+    let env = TestEnv::start_with(|config| {
+        let spawned = Relay::spawn(mock_addr(config), None);
+        config.bedrock.endpoint = Some(format!("http://{}", spawned.addr));
+        config.bedrock.http2 = true;
+        relay = Some(spawned);
+    })
+    .await;
+    let relay = relay.unwrap();
+    let body = chat("claude-3-haiku", "Hello", true);
+    let reply = env.post_json("/v1/chat/completions", &body).await;
+    assert_eq!(content_of(&reply.sse_data()), STREAMED_TEXT);
+    relay.cut();
+    for _ in 0..3 {
+        let reply = env.post_json("/v1/chat/completions", &body).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(content_of(&reply.sse_data()), STREAMED_TEXT);
+    }
+    assert_eq!(
+        relay.accepted.load(Ordering::SeqCst),
+        2,
+        "one new connection, then reused"
+    );
 }
 
 /// The gateway with HTTP/2 on, reaching the mock through a TLS relay offering `alpn` and
@@ -184,10 +249,8 @@ async fn env_behind_tls(alpn: &[&[u8]]) -> (TestEnv, tempfile::TempDir) {
     let ca_file = dir.path().join("bedrock-ca.pem");
     std::fs::write(&ca_file, pem).unwrap();
     let env = TestEnv::start_with(|config| {
-        let mock: http::Uri = config.bedrock.endpoint.as_deref().unwrap().parse().unwrap();
-        let mock = mock.authority().unwrap().as_str().parse().unwrap();
-        let relay = tls_relay(acceptor, mock);
-        config.bedrock.endpoint = Some(format!("https://{relay}"));
+        let relay = Relay::spawn(mock_addr(config), Some(acceptor));
+        config.bedrock.endpoint = Some(format!("https://{}", relay.addr));
         config.bedrock.http2 = true;
         config.bedrock.ca_file = Some(ca_file);
     })

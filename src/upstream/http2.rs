@@ -67,6 +67,8 @@ struct Conn {
     in_flight: usize,
     /// When `in_flight` last fell to zero (or the connection was opened).
     idle_since: Instant,
+    /// Failed a request: takes no new ones, and leaves the pool when its streams are over.
+    retired: bool,
 }
 
 /// One request's place on a connection, given back when dropped.
@@ -127,11 +129,18 @@ impl Pool {
                 }
             }
         };
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| super::connect_error(&e))?;
-        Ok((response, slot))
+        match sender.send_request(request).await {
+            Ok(response) => Ok((response, slot)),
+            Err(e) => {
+                // The connection failed this request (reset, going away, broken): no new
+                // request is handed to it, so a retry opens another; streams already on it
+                // run to their end.
+                if let Some(conn) = slot.host.lock().list.iter_mut().find(|c| c.id == slot.conn) {
+                    conn.retired = true;
+                }
+                Err(super::connect_error(&e))
+            }
+        }
     }
 
     fn host(&self, uri: &Uri) -> Result<Arc<Host>, Error> {
@@ -143,15 +152,19 @@ impl Pool {
         Ok(Arc::clone(hosts.entry(key).or_default()))
     }
 
-    /// A free stream on the oldest open connection that has one; drops closed connections
-    /// and ones idle past the timeout on the way.
+    /// A free stream on the oldest open connection that has one; drops closed connections,
+    /// ones idle past the timeout and retired ones without streams on the way.
     fn take(&self, host: &Arc<Host>) -> Option<(conn::SendRequest<Full<Bytes>>, StreamSlot)> {
         let now = Instant::now();
         let mut conns = host.lock();
         conns.list.retain(|c| {
-            !c.sender.is_closed() && (c.in_flight > 0 || now.duration_since(c.idle_since) < self.idle_timeout)
+            !c.sender.is_closed()
+                && (c.in_flight > 0 || (!c.retired && now.duration_since(c.idle_since) < self.idle_timeout))
         });
-        let conn = conns.list.iter_mut().find(|c| c.in_flight < self.max_streams)?;
+        let conn = conns
+            .list
+            .iter_mut()
+            .find(|c| !c.retired && c.in_flight < self.max_streams)?;
         conn.in_flight += 1;
         let slot = StreamSlot {
             host: Arc::clone(host),
@@ -174,6 +187,7 @@ impl Pool {
             sender: sender.clone(),
             in_flight: 1,
             idle_since: Instant::now(),
+            retired: false,
         });
         let slot = StreamSlot {
             host: Arc::clone(host),
