@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ai_gateway::bedrock::eventstream::{EventDecoder, Frame, classify};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use support::{SseReader, TestEnv, chat, content_of, eventually};
 use tokio::net::{TcpListener, TcpStream};
@@ -115,6 +116,32 @@ async fn a_stream_the_client_drops_gives_its_place_back() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(content_of(&reply.sse_data()), STREAMED_TEXT);
     assert_eq!(env.mock.connections(), 1);
+}
+
+#[tokio::test]
+async fn native_passthrough_streams_over_http2() {
+    let env = TestEnv::start_with(http2(100)).await;
+    let body = serde_json::json!({"messages": [{"role": "user", "content": [{"text": "go mock:frames=3"}]}]});
+    let reply = env
+        .post(
+            "/providers/bedrock/model/nova-lite/converse-stream",
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let mut decoder = EventDecoder::default();
+    decoder.push(&reply.body);
+    let mut events = Vec::new();
+    while let Some(message) = decoder.next_message().expect("CRCs intact") {
+        if let Frame::Event { event_type, .. } = classify(&message).unwrap() {
+            events.push(event_type.to_owned());
+        }
+    }
+    decoder.finish().unwrap();
+    assert_eq!(events.iter().filter(|t| *t == "contentBlockDelta").count(), 3);
+    assert_eq!(events.last().map(String::as_str), Some("metadata"));
+    assert_eq!(env.mock.http2_calls(), 1);
+    assert_eq!(env.mock.cancelled_streams(), 0);
 }
 
 #[tokio::test]
