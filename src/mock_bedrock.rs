@@ -150,6 +150,8 @@ pub struct MockConfig {
     /// Model ids (as decoded from the path) that always fail with `fail_status` (fallback and
     /// circuit-breaker tests).
     pub fail_models: Vec<String>,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS announced on HTTP/2 connections (unset: hyper's 200).
+    pub http2_max_streams: Option<u32>,
 }
 
 impl Default for MockConfig {
@@ -163,6 +165,7 @@ impl Default for MockConfig {
             fail_first: 0,
             fail_status: 503,
             fail_models: Vec::new(),
+            http2_max_streams: None,
         }
     }
 }
@@ -371,6 +374,7 @@ async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future<Out
     accept_loop(
         listener,
         shutdown,
+        state.config.http2_max_streams,
         move || {
             counters.connections.fetch_add(1, Ordering::Relaxed);
         },
@@ -388,6 +392,7 @@ async fn run(listener: TcpListener, state: Arc<State>, shutdown: impl Future<Out
 pub(crate) async fn accept_loop<H, F, B>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
+    http2_max_streams: Option<u32>,
     accepted: impl Fn(),
     handle: H,
 ) where
@@ -399,7 +404,10 @@ pub(crate) async fn accept_loop<H, F, B>(
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(http2_max_streams.or(Some(200)));
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);

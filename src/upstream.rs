@@ -67,43 +67,44 @@ enum Transport {
     Http2(http2::Pool),
 }
 
-/// A Bedrock response body. Over HTTP/2 it holds its stream's place on the connection until
-/// it ends or is dropped.
+/// A Bedrock response body, read from an HTTP/1.1 connection or an HTTP/2 stream.
 #[derive(Debug)]
-pub struct UpstreamBody {
-    inner: Incoming,
-    slot: Option<http2::StreamSlot>,
+pub enum UpstreamBody {
+    /// hyper's body of an HTTP/1.1 response.
+    Http1(Incoming),
+    /// An HTTP/2 stream, holding its place in the pool until it ends.
+    Http2(http2::H2Body),
 }
 
-impl UpstreamBody {
-    fn new(inner: Incoming, slot: Option<http2::StreamSlot>) -> Self {
-        Self { inner, slot }
-    }
-}
+/// A failure while reading a Bedrock body (the connection or stream broke).
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if this.slot.is_some() && matches!(polled, Poll::Ready(None | Some(Err(_)))) {
-            // The stream is over: its place is free before the body itself is dropped.
-            this.slot = None;
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match self.get_mut() {
+            Self::Http1(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::from),
+            Self::Http2(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::from),
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match self {
+            Self::Http1(body) => body.is_end_stream(),
+            Self::Http2(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self {
+            Self::Http1(body) => body.size_hint(),
+            Self::Http2(body) => body.size_hint(),
+        }
     }
 }
 
@@ -262,12 +263,16 @@ impl Upstream {
         let sent = async {
             match &self.transport {
                 Transport::Http1(client) => match client.request(request).await {
-                    Ok(response) => Ok(response.map(|body| UpstreamBody::new(body, None))),
+                    Ok(response) => Ok(response.map(UpstreamBody::Http1)),
                     Err(e) => Err(connect_error(&e)),
                 },
                 Transport::Http2(pool) => {
-                    let (response, slot) = pool.send(request).await?;
-                    Ok(response.map(|body| UpstreamBody::new(body, Some(slot))))
+                    let (mut parts, _) = request.into_parts();
+                    parts
+                        .headers
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+                    let response = pool.send(Request::from_parts(parts, ()), body).await?;
+                    Ok(response.map(UpstreamBody::Http2))
                 }
             }
         };

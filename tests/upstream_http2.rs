@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ai_gateway::bedrock::eventstream::{EventDecoder, Frame, classify};
+use ai_gateway::mock_bedrock::MockConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use support::{SseReader, TestEnv, chat, content_of, eventually};
 use tokio::net::{TcpListener, TcpStream};
@@ -96,6 +97,27 @@ async fn streams_beyond_a_connections_limit_open_another_connection() {
     }
     assert_eq!(env.mock.connections(), 3);
     assert_eq!(env.mock.http2_calls(), 7);
+}
+
+#[tokio::test]
+async fn the_servers_stream_limit_is_kept_when_it_is_lower() {
+    let mock = MockConfig {
+        http2_max_streams: Some(2),
+        ..MockConfig::default()
+    };
+    let env = TestEnv::start_full(mock, None, http2(100)).await;
+    let body = chat("claude-3-haiku", "mock:frames=4 mock:delay_ms=100 go", true);
+    let mut open = Vec::new();
+    for _ in 0..5 {
+        let response = env.open_stream(&body).await;
+        assert_eq!(response.status(), 200);
+        open.push(SseReader::new(response));
+    }
+    assert_eq!(env.mock.active_streams(), 5, "no stream waits for a place");
+    assert_eq!(env.mock.connections(), 3);
+    for reader in open {
+        assert_eq!(read_all(reader).await.last().unwrap(), "[DONE]");
+    }
 }
 
 #[tokio::test]

@@ -283,6 +283,7 @@ async fn run(
     super::accept_loop(
         listener,
         shutdown,
+        None,
         move || {
             counted.stats.connections.fetch_add(1, Ordering::Relaxed);
         },

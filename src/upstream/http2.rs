@@ -2,29 +2,36 @@
 //!
 //! hyper-util's pooled client keeps one HTTP/2 connection per host, and requests beyond the
 //! server's stream limit wait inside it until a stream ends. This pool counts the requests on
-//! each of its connections and opens another when every one carries `max_streams`, so a burst
-//! never queues behind one connection's limit. It packs requests onto the oldest connection
-//! with room, so quiet periods leave the newer ones idle, and an idle connection is closed
-//! after the pool's idle timeout.
+//! each of its connections and opens another when every one carries `max_streams` (or the
+//! server's SETTINGS_MAX_CONCURRENT_STREAMS, if lower), so a burst never queues behind one
+//! connection's limit. It packs requests onto the oldest connection with room, so quiet
+//! periods leave the newer ones idle, and an idle connection is closed after the pool's idle
+//! timeout.
+//!
+//! Requests go out through the h2 crate directly rather than hyper's HTTP/2 client: a
+//! request's HEADERS and DATA are queued together and leave in one write from the
+//! connection's task, where hyper's client hands each body to a task of its own and writes
+//! the two frames apart.
 //!
 //! A request takes a [`StreamSlot`], which its response body holds: the slot is given back
-//! when the body ends or is dropped, which is when its stream is over (ended, or reset by
-//! hyper on drop). Connections to one host are opened one at a time, so a cold burst opens
-//! as many as it fills, not one per request.
+//! when the body ends or is dropped, which is when its stream is over (ended, or reset by h2
+//! on drop). Connections to one host are opened one at a time, so a cold burst opens as many
+//! as it fills, not one per request.
 
 use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
-use http::{Request, Response, Uri};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::http2 as conn;
+use http::{HeaderMap, Request, Response, Uri, header};
+use http_body::{Body, Frame, SizeHint};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tower_service::Service;
 
 use crate::error::Error;
@@ -33,15 +40,16 @@ use crate::error::Error;
 /// the gateway hold at most this for its stream (HTTP/2's own initial window).
 const STREAM_WINDOW_BYTES: u32 = 64 * 1024;
 
-/// Ping period on a connection carrying streams; a peer silent for [`PING_TIMEOUT`] after a
-/// ping is taken as gone and its streams fail instead of waiting out their idle deadlines.
+/// Ping period on a connection; a peer that does not answer a ping within [`PING_TIMEOUT`] is
+/// taken as gone and its connection closed, so its streams fail and new requests go elsewhere
+/// instead of waiting out their deadlines.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
 const PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The pooled HTTP/2 connections, per scheme and authority.
 pub struct Pool {
     connector: HttpsConnector<HttpConnector>,
-    handshake: conn::Builder<TokioExecutor>,
+    handshake: h2::client::Builder,
     max_streams: usize,
     idle_timeout: Duration,
     hosts: Mutex<HashMap<(bool, Authority), Arc<Host>>>,
@@ -63,7 +71,9 @@ struct Conns {
 
 struct Conn {
     id: u64,
-    sender: conn::SendRequest<Full<Bytes>>,
+    sender: h2::client::SendRequest<Bytes>,
+    /// Set when the connection's task has ended.
+    closed: Arc<AtomicBool>,
     in_flight: usize,
     /// When `in_flight` last fell to zero (or the connection was opened).
     idle_since: Instant,
@@ -83,22 +93,32 @@ impl std::fmt::Debug for StreamSlot {
     }
 }
 
+/// A response body read from an HTTP/2 stream: it gives the stream's receive window back as
+/// the body is read, and holds the stream's place in the pool until it ends.
+#[derive(Debug)]
+pub struct H2Body {
+    stream: h2::RecvStream,
+    length: Option<u64>,
+    /// Given back when the stream ends, before the body itself is dropped.
+    slot: Option<StreamSlot>,
+    done: bool,
+}
+
 // === impl Pool ===
 
 impl Pool {
     /// A pool opening connections with `connector` (whose TLS offers ALPN `h2` only), carrying
     /// at most `max_streams` requests on each and closing one idle for `idle_timeout`.
     pub fn new(connector: HttpsConnector<HttpConnector>, max_streams: usize, idle_timeout: Duration) -> Self {
-        let mut handshake = conn::Builder::new(TokioExecutor::new());
         let streams = u32::try_from(max_streams).unwrap_or(u32::MAX);
+        let mut handshake = h2::client::Builder::new();
         handshake
-            .timer(TokioTimer::new())
-            .initial_stream_window_size(STREAM_WINDOW_BYTES)
+            .initial_window_size(STREAM_WINDOW_BYTES)
             // Room for every stream's window, so streams whose clients stall cannot use up
             // the connection's and hold the others back.
             .initial_connection_window_size(STREAM_WINDOW_BYTES.saturating_mul(streams).min(i32::MAX as u32))
-            .keep_alive_interval(PING_INTERVAL)
-            .keep_alive_timeout(PING_TIMEOUT);
+            // The gateway never accepts pushed streams.
+            .enable_push(false);
         Self {
             connector,
             handshake,
@@ -108,14 +128,11 @@ impl Pool {
         }
     }
 
-    /// Sends `request` (absolute URI) on a connection with a free stream, opening one if none
-    /// has, and returns the response with its stream's slot.
-    pub async fn send(
-        &self,
-        request: Request<Full<Bytes>>,
-    ) -> Result<(Response<Incoming>, StreamSlot), Error> {
+    /// Sends `request` (absolute URI) with `body` on a connection with a free stream, opening
+    /// one if none has, and returns the response once its headers arrived.
+    pub async fn send(&self, request: Request<()>, body: Bytes) -> Result<Response<H2Body>, Error> {
         let host = self.host(request.uri())?;
-        let (mut sender, slot) = match self.take(&host) {
+        let (sender, slot) = match self.take(&host) {
             Some(taken) => taken,
             None => {
                 let _opening = host.opening.lock().await;
@@ -123,24 +140,48 @@ impl Pool {
                 match self.take(&host) {
                     Some(taken) => taken,
                     None => {
-                        let sender = self.open(request.uri()).await?;
-                        self.add(&host, sender)
+                        let (sender, closed) = self.open(request.uri()).await?;
+                        self.add(&host, sender, closed)
                     }
                 }
             }
         };
-        match sender.send_request(request).await {
-            Ok(response) => Ok((response, slot)),
+        match Self::exchange(sender, request, body).await {
+            Ok(response) => {
+                let length = content_length(response.headers());
+                Ok(response.map(|stream| H2Body {
+                    stream,
+                    length,
+                    slot: Some(slot),
+                    done: false,
+                }))
+            }
             Err(e) => {
-                // The connection failed this request (reset, going away, broken): no new
-                // request is handed to it, so a retry opens another; streams already on it
-                // run to their end.
-                if let Some(conn) = slot.host.lock().list.iter_mut().find(|c| c.id == slot.conn) {
-                    conn.retired = true;
+                // A stream refused or reset is the server's answer to this request alone; any
+                // other failure is the connection's, which then takes no new request, so a
+                // retry opens another (streams already on it run to their end).
+                if !e.is_reset() {
+                    slot.retire();
                 }
                 Err(super::connect_error(&e))
             }
         }
+    }
+
+    /// Opens the stream, queues HEADERS and the whole body together (h2 buffers what the
+    /// flow-control window does not yet allow) and waits for the response headers.
+    async fn exchange(
+        sender: h2::client::SendRequest<Bytes>,
+        request: Request<()>,
+        body: Bytes,
+    ) -> Result<Response<h2::RecvStream>, h2::Error> {
+        let mut sender = sender.ready().await?;
+        let end_of_stream = body.is_empty();
+        let (response, mut send) = sender.send_request(request, end_of_stream)?;
+        if !end_of_stream {
+            send.send_data(body, true)?;
+        }
+        response.await
     }
 
     fn host(&self, uri: &Uri) -> Result<Arc<Host>, Error> {
@@ -154,17 +195,18 @@ impl Pool {
 
     /// A free stream on the oldest open connection that has one; drops closed connections,
     /// ones idle past the timeout and retired ones without streams on the way.
-    fn take(&self, host: &Arc<Host>) -> Option<(conn::SendRequest<Full<Bytes>>, StreamSlot)> {
+    fn take(&self, host: &Arc<Host>) -> Option<(h2::client::SendRequest<Bytes>, StreamSlot)> {
         let now = Instant::now();
         let mut conns = host.lock();
         conns.list.retain(|c| {
-            !c.sender.is_closed()
+            !c.closed.load(Ordering::Acquire)
                 && (c.in_flight > 0 || (!c.retired && now.duration_since(c.idle_since) < self.idle_timeout))
         });
+        let max_streams = self.max_streams;
         let conn = conns
             .list
             .iter_mut()
-            .find(|c| !c.retired && c.in_flight < self.max_streams)?;
+            .find(|c| !c.retired && c.in_flight < max_streams.min(c.sender.current_max_send_streams()))?;
         conn.in_flight += 1;
         let slot = StreamSlot {
             host: Arc::clone(host),
@@ -177,14 +219,16 @@ impl Pool {
     fn add(
         &self,
         host: &Arc<Host>,
-        sender: conn::SendRequest<Full<Bytes>>,
-    ) -> (conn::SendRequest<Full<Bytes>>, StreamSlot) {
+        sender: h2::client::SendRequest<Bytes>,
+        closed: Arc<AtomicBool>,
+    ) -> (h2::client::SendRequest<Bytes>, StreamSlot) {
         let mut conns = host.lock();
         let id = conns.next_id;
         conns.next_id += 1;
         conns.list.push(Conn {
             id,
             sender: sender.clone(),
+            closed,
             in_flight: 1,
             idle_since: Instant::now(),
             retired: false,
@@ -197,8 +241,9 @@ impl Pool {
     }
 
     /// Connects (TCP, then TLS agreeing on `h2`; plain `http://` speaks HTTP/2 with prior
-    /// knowledge) and runs the HTTP/2 handshake; the connection is driven by its own task.
-    async fn open(&self, uri: &Uri) -> Result<conn::SendRequest<Full<Bytes>>, Error> {
+    /// knowledge) and runs the HTTP/2 handshake. The connection is driven by its own task,
+    /// which sets the returned flag when it ends; a second task pings it.
+    async fn open(&self, uri: &Uri) -> Result<(h2::client::SendRequest<Bytes>, Arc<AtomicBool>), Error> {
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
@@ -212,18 +257,60 @@ impl Pool {
                 "the Bedrock endpoint did not agree to HTTP/2 (ALPN h2); set bedrock.http2: false".into(),
             ));
         }
-        let (sender, connection) = self
+        let (sender, mut connection) = self
             .handshake
-            .handshake(io)
+            .handshake::<_, Bytes>(TokioIo::new(io))
             .await
             .map_err(|e| super::connect_error(&e))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "HTTP/2 connection to Bedrock ended");
+        let closed = Arc::new(AtomicBool::new(false));
+        let ping_pong = connection.ping_pong();
+        let driver = tokio::spawn({
+            let closed = Closed(Arc::clone(&closed));
+            async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "HTTP/2 connection to Bedrock ended");
+                }
+                drop(closed);
             }
         });
-        Ok(sender)
+        if let Some(ping_pong) = ping_pong {
+            tokio::spawn(keep_alive(ping_pong, driver.abort_handle(), Arc::clone(&closed)));
+        }
+        Ok((sender, closed))
     }
+}
+
+/// Sets its flag when dropped: when the connection's task ends, however it ends.
+struct Closed(Arc<AtomicBool>);
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Pings the connection every [`PING_INTERVAL`] and closes it when a ping goes unanswered
+/// for [`PING_TIMEOUT`]; ends with the connection.
+async fn keep_alive(mut ping_pong: h2::PingPong, driver: tokio::task::AbortHandle, closed: Arc<AtomicBool>) {
+    loop {
+        tokio::time::sleep(PING_INTERVAL).await;
+        if closed.load(Ordering::Acquire) {
+            return;
+        }
+        match tokio::time::timeout(PING_TIMEOUT, ping_pong.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::debug!("HTTP/2 connection to Bedrock did not answer a ping: closing it");
+                driver.abort();
+                return;
+            }
+        }
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 // === impl Host ===
@@ -236,6 +323,15 @@ impl Host {
 
 // === impl StreamSlot ===
 
+impl StreamSlot {
+    /// Marks this slot's connection as failed.
+    fn retire(&self) {
+        if let Some(conn) = self.host.lock().list.iter_mut().find(|c| c.id == self.conn) {
+            conn.retired = true;
+        }
+    }
+}
+
 impl Drop for StreamSlot {
     fn drop(&mut self) {
         let mut conns = self.host.lock();
@@ -244,6 +340,68 @@ impl Drop for StreamSlot {
             if conn.in_flight == 0 {
                 conn.idle_since = Instant::now();
             }
+        }
+    }
+}
+
+// === impl H2Body ===
+
+impl Body for H2Body {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let polled = this.poll_stream(cx);
+        match &polled {
+            Poll::Ready(None | Some(Err(_))) => {
+                this.done = true;
+                this.slot = None;
+            }
+            Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => {
+                this.done = true;
+                this.slot = None;
+            }
+            Poll::Ready(Some(Ok(_))) if this.stream.is_end_stream() => this.slot = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done || self.stream.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.length {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+impl H2Body {
+    /// The next DATA frame (its bytes given back to the stream's window), then the trailers.
+    fn poll_stream(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        match self.stream.poll_data(cx) {
+            Poll::Ready(Some(Ok(data))) => {
+                // The bytes are ours now: Bedrock may send as many more.
+                let _ = self.stream.flow_control().release_capacity(data.len());
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => match self.stream.poll_trailers(cx) {
+                Poll::Ready(Ok(trailers)) => Poll::Ready(trailers.map(|t| Ok(Frame::trailers(t)))),
+                Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+                Poll::Pending => Poll::Pending,
+            },
+            Poll::Pending => Poll::Pending,
         }
     }
 }
