@@ -89,9 +89,9 @@ pub struct BedrockConfig {
     /// HTTP/2 to Bedrock instead of HTTP/1.1: ALPN `h2` over TLS, prior knowledge on an
     /// `http://` endpoint. Off by default: see `upstream::h2`.
     pub http2: bool,
-    /// Requests carried at once by one HTTP/2 connection; another connection is opened when
-    /// every one is full, so no request waits for a stream. Keep it at or below the server's
-    /// SETTINGS_MAX_CONCURRENT_STREAMS.
+    /// Requests carried at once by one HTTP/2 connection (fewer if the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS is lower); another connection is opened when every one
+    /// is full, so no request waits for a stream.
     pub http2_max_streams: usize,
     /// PEM file of further certificate authorities trusted for Bedrock's TLS, besides the
     /// built-in web roots (a TLS-inspecting proxy, a private endpoint).
