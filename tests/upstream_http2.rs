@@ -16,7 +16,16 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use support::{SseReader, TestEnv, chat, content_of, eventually};
 use tokio::net::{TcpListener, TcpStream};
 
-const STREAMED_TEXT: &str = "Hello from the mock Bedrock runtime.";
+/// Streams a one-turn chat through the gateway and checks the whole reply arrived.
+async fn stream_hello(env: &TestEnv) {
+    let reply = env
+        .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", true))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let data = reply.sse_data();
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    assert_eq!(content_of(&data), "Hello from the mock Bedrock runtime.");
+}
 
 fn http2(max_streams: usize) -> impl FnOnce(&mut ai_gateway::config::Config) {
     move |config| {
@@ -48,13 +57,7 @@ async fn chat_goes_over_one_reused_http2_connection() {
                 .unwrap()
                 .is_empty()
         );
-        let reply = env
-            .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", true))
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.text());
-        let data = reply.sse_data();
-        assert_eq!(data.last().unwrap(), "[DONE]");
-        assert_eq!(content_of(&data), STREAMED_TEXT);
+        stream_hello(&env).await;
     }
     // The mock checked every request's SigV4 signature, and saw each arrive over HTTP/2.
     assert_eq!(env.mock.calls(), 6);
@@ -132,11 +135,7 @@ async fn a_stream_the_client_drops_gives_its_place_back() {
     })
     .await;
     // With one stream a connection, a place not given back would open a second connection.
-    let reply = env
-        .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", true))
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(content_of(&reply.sse_data()), STREAMED_TEXT);
+    stream_hello(&env).await;
     assert_eq!(env.mock.connections(), 1);
 }
 
@@ -274,14 +273,10 @@ async fn a_connection_closed_under_the_pool_is_replaced() {
     })
     .await;
     let relay = relay.unwrap();
-    let body = chat("claude-3-haiku", "Hello", true);
-    let reply = env.post_json("/v1/chat/completions", &body).await;
-    assert_eq!(content_of(&reply.sse_data()), STREAMED_TEXT);
+    stream_hello(&env).await;
     relay.cut();
     for _ in 0..3 {
-        let reply = env.post_json("/v1/chat/completions", &body).await;
-        assert_eq!(reply.status, 200, "{}", reply.text());
-        assert_eq!(content_of(&reply.sse_data()), STREAMED_TEXT);
+        stream_hello(&env).await;
     }
     assert_eq!(
         relay.accepted.load(Ordering::SeqCst),
@@ -310,11 +305,7 @@ async fn env_behind_tls(alpn: &[&[u8]]) -> (TestEnv, tempfile::TempDir) {
 #[tokio::test]
 async fn tls_endpoint_agreeing_on_h2_by_alpn() {
     let (env, _dir) = env_behind_tls(&[b"h2", b"http/1.1"]).await;
-    let reply = env
-        .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", true))
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(content_of(&reply.sse_data()), STREAMED_TEXT);
+    stream_hello(&env).await;
     assert_eq!(env.mock.http2_calls(), 1);
 }
 
