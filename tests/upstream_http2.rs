@@ -34,13 +34,29 @@ fn http2(max_streams: usize) -> impl FnOnce(&mut ai_gateway::config::Config) {
     }
 }
 
-/// Reads a stream to its end and returns its `data:` payloads.
-async fn read_all(mut reader: SseReader) -> Vec<String> {
-    let mut data = Vec::new();
-    while let Some((payload, _)) = reader.next().await {
-        data.push(payload);
+/// Opens five streams that each send their frames 100 ms apart, so all five are in flight at
+/// once, and checks no stream waited for a place.
+async fn open_five_streams(env: &TestEnv) -> Vec<SseReader> {
+    let body = chat("claude-3-haiku", "mock:frames=4 mock:delay_ms=100 go", true);
+    let mut open = Vec::new();
+    for _ in 0..5 {
+        let response = env.open_stream(&body).await;
+        assert_eq!(response.status(), 200);
+        open.push(SseReader::new(response));
     }
-    data
+    assert_eq!(env.mock.active_streams(), 5, "all five streams in flight");
+    open
+}
+
+/// Reads each stream to its end and checks it finished with `[DONE]`.
+async fn read_to_done(open: Vec<SseReader>) {
+    for mut reader in open {
+        let mut last = None;
+        while let Some((payload, _)) = reader.next().await {
+            last = Some(payload);
+        }
+        assert_eq!(last.as_deref(), Some("[DONE]"));
+    }
 }
 
 #[tokio::test]
@@ -73,24 +89,13 @@ async fn chat_goes_over_one_reused_http2_connection() {
 #[tokio::test]
 async fn streams_beyond_a_connections_limit_open_another_connection() {
     let env = TestEnv::start_with(http2(2)).await;
-    // Five streams in flight at once: each sends its frames 100 ms apart.
-    let body = chat("claude-3-haiku", "mock:frames=4 mock:delay_ms=100 go", true);
-    let mut open = Vec::new();
-    for _ in 0..5 {
-        let response = env.open_stream(&body).await;
-        assert_eq!(response.status(), 200);
-        open.push(SseReader::new(response));
-    }
-    assert_eq!(env.mock.active_streams(), 5);
+    let open = open_five_streams(&env).await;
     assert_eq!(
         env.mock.connections(),
         3,
         "two streams a connection: five streams need three connections, no more"
     );
-    for reader in open {
-        let data = read_all(reader).await;
-        assert_eq!(data.last().unwrap(), "[DONE]");
-    }
+    read_to_done(open).await;
     // All streams are over: the next requests fit on the connections already open.
     for _ in 0..2 {
         let reply = env
@@ -109,18 +114,9 @@ async fn the_servers_stream_limit_is_kept_when_it_is_lower() {
         ..MockConfig::default()
     };
     let env = TestEnv::start_full(mock, None, http2(100)).await;
-    let body = chat("claude-3-haiku", "mock:frames=4 mock:delay_ms=100 go", true);
-    let mut open = Vec::new();
-    for _ in 0..5 {
-        let response = env.open_stream(&body).await;
-        assert_eq!(response.status(), 200);
-        open.push(SseReader::new(response));
-    }
-    assert_eq!(env.mock.active_streams(), 5, "no stream waits for a place");
+    let open = open_five_streams(&env).await;
     assert_eq!(env.mock.connections(), 3);
-    for reader in open {
-        assert_eq!(read_all(reader).await.last().unwrap(), "[DONE]");
-    }
+    read_to_done(open).await;
 }
 
 #[tokio::test]
