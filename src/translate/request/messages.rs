@@ -74,8 +74,14 @@ struct Builder<'a, 'c> {
 }
 
 /// Converts `messages` (reference: mapping §3.2): system and developer text is hoisted into
-/// `system`, empty text is dropped, and consecutive same-role messages merge into one turn,
-/// which satisfies Bedrock's alternation rule.
+/// `system`, empty and blank text is dropped, and consecutive same-role messages merge into
+/// one turn, which satisfies Bedrock's alternation rule.
+/// Whether a text part carries anything: Bedrock rejects blank text (empty or whitespace
+/// only) in any block, so such parts are left out like empty ones.
+fn has_text(text: &str) -> bool {
+    !text.trim().is_empty()
+}
+
 pub(super) fn convert<'a>(
     req: &'a ChatCompletionRequest<'a>,
     cx: &Context<'a>,
@@ -203,14 +209,14 @@ impl<'a> Builder<'a, '_> {
         let content = m.content.as_ref().ok_or_else(|| missing_content(i))?;
         match content {
             Content::Text(text) => {
-                if !text.is_empty() {
+                if has_text(text) {
                     self.system.push(SystemContentBlock::Text(text));
                 }
             }
             Content::Parts(parts) => {
                 for (j, part) in parts.iter().enumerate() {
                     let text = part_text(part, i, j, m.role)?;
-                    if !text.is_empty() {
+                    if has_text(text) {
                         self.system.push(SystemContentBlock::Text(text));
                     }
                     let point = self.cache_point(part.cache_control.as_ref(), || {
@@ -244,7 +250,7 @@ impl<'a> Builder<'a, '_> {
         let turn = self.open_turn(ConversationRole::User, i);
         match content {
             Content::Text(text) => {
-                if !text.is_empty() {
+                if has_text(text) {
                     self.push(turn, ContentBlock::Text(text));
                 }
             }
@@ -278,7 +284,7 @@ impl<'a> Builder<'a, '_> {
         match part.kind {
             "text" => {
                 let text = part.text.ok_or_else(|| missing(param("text")))?;
-                Ok((!text.is_empty()).then_some(ContentBlock::Text(text)))
+                Ok(has_text(text).then_some(ContentBlock::Text(text)))
             }
             "image_url" => {
                 let image = part.image_url.ok_or_else(|| missing(param("image_url")))?;
@@ -351,14 +357,14 @@ impl<'a> Builder<'a, '_> {
         if let Some(content) = &m.content {
             match content {
                 Content::Text(text) => {
-                    if !text.is_empty() {
+                    if has_text(text) {
                         blocks.push(ContentBlock::Text(text));
                     }
                 }
                 Content::Parts(parts) => {
                     for (j, part) in parts.iter().enumerate() {
                         let text = part_text(part, i, j, m.role)?;
-                        if !text.is_empty() {
+                        if has_text(text) {
                             blocks.push(ContentBlock::Text(text));
                         }
                         let point = self.cache_point(part.cache_control.as_ref(), || {
@@ -485,14 +491,14 @@ impl<'a> Builder<'a, '_> {
         let mut points = Vec::new();
         match content {
             Content::Text(text) => {
-                if !text.is_empty() {
+                if has_text(text) {
                     texts.push(ToolResultContent::Text(text));
                 }
             }
             Content::Parts(parts) => {
                 for (j, part) in parts.iter().enumerate() {
                     let text = part_text(part, i, j, m.role)?;
-                    if !text.is_empty() {
+                    if has_text(text) {
                         texts.push(ToolResultContent::Text(text));
                     }
                     let point = self.cache_point(part.cache_control.as_ref(), || {
@@ -521,12 +527,12 @@ impl<'a> Builder<'a, '_> {
         })?;
         let mut texts = Vec::new();
         match &m.content {
-            Some(Content::Text(text)) if !text.is_empty() => texts.push(ToolResultContent::Text(text)),
+            Some(Content::Text(text)) if has_text(text) => texts.push(ToolResultContent::Text(text)),
             None | Some(Content::Text(_)) => {}
             Some(Content::Parts(parts)) => {
                 for (j, part) in parts.iter().enumerate() {
                     let text = part_text(part, i, j, m.role)?;
-                    if !text.is_empty() {
+                    if has_text(text) {
                         texts.push(ToolResultContent::Text(text));
                     }
                 }
@@ -587,7 +593,7 @@ impl<'a> Builder<'a, '_> {
         if let Some(empty) = self.turns.iter().find(|t| t.message.content.is_empty()) {
             return Err(InvalidRequest::invalid(
                 format!("messages[{}].content", empty.first),
-                "message content must not be empty",
+                "message content must not be empty or only whitespace",
             ));
         }
         for (n, u) in self.uses.iter().enumerate() {

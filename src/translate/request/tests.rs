@@ -153,7 +153,30 @@ fn user_turn_with_no_text_is_rejected() {
         "messages[2].content",
         "invalid_value",
     );
-    assert_eq!(err.message, "message content must not be empty");
+    assert_eq!(
+        err.message,
+        "message content must not be empty or only whitespace"
+    );
+}
+
+#[test]
+fn blank_text_is_dropped_like_empty_text() {
+    // Bedrock rejects a text block holding only whitespace.
+    let v = translate(&with_messages(
+        r#"[{"role":"system","content":" \n"},{"role":"user","content":[{"type":"text","text":"\r"},{"type":"text","text":"x"}]},
+            {"role":"assistant","content":"\t"},{"role":"user","content":"y"}]"#,
+    ))
+    .unwrap();
+    assert!(v.get("system").is_none(), "{v}");
+    assert_eq!(
+        v["messages"],
+        json!([{"role": "user", "content": [{"text": "x"}, {"text": "y"}]}])
+    );
+    assert_rejected(
+        &with_messages(r#"[{"role":"user","content":"\r\n "}]"#),
+        "messages[0].content",
+        "invalid_value",
+    );
 }
 
 #[test]
