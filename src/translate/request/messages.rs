@@ -73,15 +73,15 @@ struct Builder<'a, 'c> {
     pending_function: Option<Cow<'a, str>>,
 }
 
-/// Converts `messages` (reference: mapping §3.2): system and developer text is hoisted into
-/// `system`, empty and blank text is dropped, and consecutive same-role messages merge into
-/// one turn, which satisfies Bedrock's alternation rule.
 /// Whether a text part carries anything: Bedrock rejects blank text (empty or whitespace
 /// only) in any block, so such parts are left out like empty ones.
 fn has_text(text: &str) -> bool {
     !text.trim().is_empty()
 }
 
+/// Converts `messages` (reference: mapping §3.2): system and developer text is hoisted into
+/// `system`, empty and blank text is dropped, and consecutive same-role messages merge into
+/// one turn, which satisfies Bedrock's alternation rule.
 pub(super) fn convert<'a>(
     req: &'a ChatCompletionRequest<'a>,
     cx: &Context<'a>,
