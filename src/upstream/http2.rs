@@ -20,7 +20,6 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -32,6 +31,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
+use tokio::task::AbortHandle;
 use tower_service::Service;
 
 use crate::error::Error;
@@ -74,8 +74,8 @@ struct Conns {
 struct Conn {
     id: u64,
     sender: h2::client::SendRequest<Bytes>,
-    /// Set when the connection's task has ended.
-    closed: Arc<AtomicBool>,
+    /// The task driving the connection: finished when the connection has ended.
+    driver: AbortHandle,
     in_flight: usize,
     /// When `in_flight` last fell to zero (or the connection was opened).
     idle_since: Instant,
@@ -142,8 +142,8 @@ impl Pool {
                 match self.take(&host) {
                     Some(taken) => taken,
                     None => {
-                        let (sender, closed) = self.open(request.uri()).await?;
-                        self.add(&host, sender, closed)
+                        let (sender, driver) = self.open(request.uri()).await?;
+                        self.add(&host, sender, driver)
                     }
                 }
             }
@@ -201,7 +201,7 @@ impl Pool {
         let now = Instant::now();
         let mut conns = host.lock();
         conns.list.retain(|c| {
-            !c.closed.load(Ordering::Acquire)
+            !c.driver.is_finished()
                 && (c.in_flight > 0 || (!c.retired && now.duration_since(c.idle_since) < self.idle_timeout))
         });
         let max_streams = self.max_streams;
@@ -209,12 +209,7 @@ impl Pool {
         let conn = conns.list.iter_mut().find(|c| {
             !c.retired && c.in_flight < max_streams && c.in_flight < c.sender.current_max_send_streams()
         })?;
-        conn.in_flight += 1;
-        let slot = StreamSlot {
-            host: Arc::clone(host),
-            conn: conn.id,
-        };
-        Some((conn.sender.clone(), slot))
+        Some(conn.take_stream(host))
     }
 
     /// Puts a new connection in the pool with one stream taken.
@@ -222,30 +217,28 @@ impl Pool {
         &self,
         host: &Arc<Host>,
         sender: h2::client::SendRequest<Bytes>,
-        closed: Arc<AtomicBool>,
+        driver: AbortHandle,
     ) -> (h2::client::SendRequest<Bytes>, StreamSlot) {
         let mut conns = host.lock();
         let id = conns.next_id;
         conns.next_id += 1;
-        conns.list.push(Conn {
+        let mut conn = Conn {
             id,
-            sender: sender.clone(),
-            closed,
-            in_flight: 1,
+            sender,
+            driver,
+            in_flight: 0,
             idle_since: Instant::now(),
             retired: false,
-        });
-        let slot = StreamSlot {
-            host: Arc::clone(host),
-            conn: id,
         };
-        (sender, slot)
+        let taken = conn.take_stream(host);
+        conns.list.push(conn);
+        taken
     }
 
     /// Connects (TCP, then TLS agreeing on `h2`; plain `http://` speaks HTTP/2 with prior
     /// knowledge) and runs the HTTP/2 handshake. The connection is driven by its own task,
-    /// which sets the returned flag when it ends; a second task pings it.
-    async fn open(&self, uri: &Uri) -> Result<(h2::client::SendRequest<Bytes>, Arc<AtomicBool>), Error> {
+    /// returned as its handle; a second task pings it.
+    async fn open(&self, uri: &Uri) -> Result<(h2::client::SendRequest<Bytes>, AbortHandle), Error> {
         let mut connector = self.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
@@ -264,39 +257,26 @@ impl Pool {
             .handshake::<_, Bytes>(TokioIo::new(io))
             .await
             .map_err(|e| super::connect_error(&e))?;
-        let closed = Arc::new(AtomicBool::new(false));
         let ping_pong = connection.ping_pong();
-        let driver = tokio::spawn({
-            let closed = Closed(Arc::clone(&closed));
-            async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "HTTP/2 connection to Bedrock ended");
-                }
-                drop(closed);
+        let driver = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "HTTP/2 connection to Bedrock ended");
             }
-        });
+        })
+        .abort_handle();
         if let Some(ping_pong) = ping_pong {
-            tokio::spawn(keep_alive(ping_pong, driver.abort_handle(), Arc::clone(&closed)));
+            tokio::spawn(keep_alive(ping_pong, driver.clone()));
         }
-        Ok((sender, closed))
-    }
-}
-
-/// Sets its flag when dropped: when the connection's task ends, however it ends.
-struct Closed(Arc<AtomicBool>);
-
-impl Drop for Closed {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
+        Ok((sender, driver))
     }
 }
 
 /// Pings the connection every [`PING_INTERVAL`] and closes it when a ping goes unanswered
 /// for [`PING_TIMEOUT`]; ends with the connection.
-async fn keep_alive(mut ping_pong: h2::PingPong, driver: tokio::task::AbortHandle, closed: Arc<AtomicBool>) {
+async fn keep_alive(mut ping_pong: h2::PingPong, driver: AbortHandle) {
     loop {
         tokio::time::sleep(PING_INTERVAL).await;
-        if closed.load(Ordering::Acquire) {
+        if driver.is_finished() {
             return;
         }
         match tokio::time::timeout(PING_TIMEOUT, ping_pong.ping(h2::Ping::opaque())).await {
@@ -313,6 +293,20 @@ async fn keep_alive(mut ping_pong: h2::PingPong, driver: tokio::task::AbortHandl
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+// === impl Conn ===
+
+impl Conn {
+    /// Takes one of this connection's streams for a request on `host`.
+    fn take_stream(&mut self, host: &Arc<Host>) -> (h2::client::SendRequest<Bytes>, StreamSlot) {
+        self.in_flight += 1;
+        let slot = StreamSlot {
+            host: Arc::clone(host),
+            conn: self.id,
+        };
+        (self.sender.clone(), slot)
+    }
 }
 
 // === impl Host ===
