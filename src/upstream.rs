@@ -145,6 +145,7 @@ impl Upstream {
         } else {
             Transport::Http1(Self::http1_client(
                 config,
+                idle_timeout,
                 https.enable_http1().wrap_connector(http),
             ))
         };
@@ -160,11 +161,12 @@ impl Upstream {
 
     fn http1_client(
         config: &Config,
+        idle_timeout: Duration,
         https: HttpsConnector<HttpConnector>,
     ) -> Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
         Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_millis(config.bedrock.pool_idle_timeout_ms))
+            .pool_idle_timeout(idle_timeout)
             .pool_max_idle_per_host(config.bedrock.pool_max_idle_per_host)
             // One read from Bedrock is at most this much, so a stream whose client has stopped
             // reading holds one read, its translation and the queued output, not hyper's
