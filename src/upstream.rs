@@ -12,14 +12,12 @@ pub mod http2;
 pub mod retry;
 pub mod sigv4;
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body::Body;
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -67,46 +65,9 @@ enum Transport {
     Http2(http2::Pool),
 }
 
-/// A Bedrock response body, read from an HTTP/1.1 connection or an HTTP/2 stream.
-#[derive(Debug)]
-pub enum UpstreamBody {
-    /// hyper's body of an HTTP/1.1 response.
-    Http1(Incoming),
-    /// An HTTP/2 stream, holding its place in the pool until it ends.
-    Http2(http2::H2Body),
-}
-
-/// A failure while reading a Bedrock body (the connection or stream broke).
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        match self.get_mut() {
-            Self::Http1(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::from),
-            Self::Http2(body) => Pin::new(body).poll_frame(cx).map_err(BodyError::from),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Http1(body) => body.is_end_stream(),
-            Self::Http2(body) => body.is_end_stream(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Http1(body) => body.size_hint(),
-            Self::Http2(body) => body.size_hint(),
-        }
-    }
-}
+/// A Bedrock response body: hyper's, read from an HTTP/1.1 connection, or an HTTP/2 stream
+/// holding its place in the pool until it ends. Errors of either are boxed.
+pub type UpstreamBody = Either<Incoming, http2::H2Body>;
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -265,7 +226,7 @@ impl Upstream {
         let sent = async {
             match &self.transport {
                 Transport::Http1(client) => match client.request(request).await {
-                    Ok(response) => Ok(response.map(UpstreamBody::Http1)),
+                    Ok(response) => Ok(response.map(Either::Left)),
                     Err(e) => Err(connect_error(&e)),
                 },
                 Transport::Http2(pool) => {
@@ -274,7 +235,7 @@ impl Upstream {
                         .headers
                         .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
                     let response = pool.send(Request::from_parts(parts, ()), body).await?;
-                    Ok(response.map(UpstreamBody::Http2))
+                    Ok(response.map(Either::Right))
                 }
             }
         };
