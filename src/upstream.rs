@@ -1,5 +1,5 @@
-//! The pooled client to Bedrock over rustls, shared by every request: hyper-util's
-//! keep-alive HTTP/1.1 pool, or with `bedrock.http2` the HTTP/2 pool of [`http2`].
+//! The pooled client to Bedrock over rustls, shared by every request: the keep-alive
+//! HTTP/1.1 pool of [`http1`], or with `bedrock.http2` the HTTP/2 pool of [`http2`].
 //!
 //! `send` signs the exact body bytes, sends them on a pooled keep-alive connection and waits
 //! for the response headers under their own deadline. Non-2xx answers are read (bounded) and
@@ -8,6 +8,7 @@
 
 pub mod breaker;
 pub mod fetch;
+pub mod http1;
 pub mod http2;
 pub mod retry;
 pub mod sigv4;
@@ -18,11 +19,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Either, Full, Limited};
-use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::Config;
 use crate::error::{Error, TimeoutKind, bedrock_error_name};
@@ -59,15 +56,15 @@ pub struct Upstream {
 
 /// How requests reach Bedrock.
 enum Transport {
-    /// hyper-util's pool: one keep-alive connection per request in flight.
-    Http1(Client<HttpsConnector<HttpConnector>, Full<Bytes>>),
+    /// One keep-alive connection per request in flight.
+    Http1(http1::Pool),
     /// Streams on as many HTTP/2 connections as the requests in flight need.
     Http2(http2::Pool),
 }
 
-/// A Bedrock response body: hyper's, read from an HTTP/1.1 connection, or an HTTP/2 stream
-/// holding its place in the pool until it ends. Errors of either are boxed.
-pub type UpstreamBody = Either<Incoming, http2::H2Body>;
+/// A Bedrock response body, read from an HTTP/1.1 connection or an HTTP/2 stream, holding
+/// its connection or stream in the pool until it ends. Errors of either are boxed.
+pub type UpstreamBody = Either<http1::H1Body, http2::H2Body>;
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -104,10 +101,14 @@ impl Upstream {
                 idle_timeout,
             ))
         } else {
-            Transport::Http1(Self::http1_client(
-                config,
-                idle_timeout,
+            Transport::Http1(http1::Pool::new(
                 https.enable_http1().wrap_connector(http),
+                // One read from Bedrock is at most this much, so a stream whose client has
+                // stopped reading holds one read, its translation and the queued output,
+                // not hyper's read buffer grown to 400 KiB on top.
+                UPSTREAM_MAX_READ_BYTES,
+                config.bedrock.pool_max_idle_per_host,
+                idle_timeout,
             ))
         };
         Ok(Self {
@@ -118,22 +119,6 @@ impl Upstream {
             retries: config.bedrock.retries.clone(),
             metrics: None,
         })
-    }
-
-    fn http1_client(
-        config: &Config,
-        idle_timeout: Duration,
-        https: HttpsConnector<HttpConnector>,
-    ) -> Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
-        Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(idle_timeout)
-            .pool_max_idle_per_host(config.bedrock.pool_max_idle_per_host)
-            // One read from Bedrock is at most this much, so a stream whose client has stopped
-            // reading holds one read, its translation and the queued output, not hyper's
-            // read buffer grown to 400 KiB on top.
-            .http1_max_buf_size(UPSTREAM_MAX_READ_BYTES)
-            .build(https)
     }
 
     /// Counts retries in `metrics` from now on.
@@ -225,10 +210,7 @@ impl Upstream {
             .map_err(|e| Error::Sign(e.to_string().into()))?;
         let sent = async {
             match &self.transport {
-                Transport::Http1(client) => match client.request(request).await {
-                    Ok(response) => Ok(response.map(Either::Left)),
-                    Err(e) => Err(connect_error(&e)),
-                },
+                Transport::Http1(pool) => Ok(pool.send(request).await?.map(Either::Left)),
                 Transport::Http2(pool) => {
                     let (mut parts, _) = request.into_parts();
                     parts

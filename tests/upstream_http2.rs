@@ -5,16 +5,13 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ai_gateway::bedrock::eventstream::{EventDecoder, Frame, classify};
 use ai_gateway::mock_bedrock::MockConfig;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use support::relay::{Relay, mock_addr, tls_server};
 use support::{SseReader, TestEnv, chat, content_of, eventually};
-use tokio::net::{TcpListener, TcpStream};
 
 /// Streams a one-turn chat through the gateway and checks the whole reply arrived.
 async fn stream_hello(env: &TestEnv) {
@@ -180,82 +177,6 @@ async fn a_connection_idle_past_the_pool_timeout_is_replaced() {
         2,
         "the idle connection was let go, a new one opened"
     );
-}
-
-/// A self-signed certificate for 127.0.0.1, as a TLS acceptor offering `alpn`, and its
-/// PEM for the gateway's `bedrock.ca_file`.
-fn tls_server(alpn: &[&[u8]]) -> (tokio_rustls::TlsAcceptor, String) {
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
-    let pem = cert.cert.pem();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
-    let mut config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![CertificateDer::from(cert.cert.der().to_vec())], key)
-            .unwrap();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), pem)
-}
-
-/// A loopback TCP relay to `backend` (the mock, which answers HTTP/2 with prior knowledge),
-/// terminating TLS first when given an acceptor; it counts the connections it accepted and
-/// can cut them all.
-#[derive(Clone)]
-struct Relay {
-    addr: SocketAddr,
-    accepted: Arc<AtomicUsize>,
-    open: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl Relay {
-    fn spawn(backend: SocketAddr, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let relay = Self {
-            addr: listener.local_addr().unwrap(),
-            accepted: Arc::default(),
-            open: Arc::default(),
-        };
-        let listener = TcpListener::from_std(listener).unwrap();
-        let state = relay.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                state.accepted.fetch_add(1, Ordering::SeqCst);
-                let tls = tls.clone();
-                let task = tokio::spawn(async move {
-                    let mut plain = TcpStream::connect(backend).await.unwrap();
-                    match tls {
-                        Some(acceptor) => {
-                            if let Ok(mut tls) = acceptor.accept(socket).await {
-                                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                            }
-                        }
-                        None => {
-                            let mut socket = socket;
-                            let _ = tokio::io::copy_bidirectional(&mut socket, &mut plain).await;
-                        }
-                    }
-                });
-                state.open.lock().unwrap().push(task.abort_handle());
-            }
-        });
-        relay
-    }
-
-    /// Closes every connection relayed so far, both ways.
-    fn cut(&self) {
-        for task in self.open.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-}
-
-/// The mock's address, from the endpoint the test environment set.
-fn mock_addr(config: &ai_gateway::config::Config) -> SocketAddr {
-    let mock: http::Uri = config.bedrock.endpoint.as_deref().unwrap().parse().unwrap();
-    mock.authority().unwrap().as_str().parse().unwrap()
 }
 
 #[tokio::test]

@@ -5,6 +5,8 @@
 // Test helpers: a failed setup step should abort the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod relay;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
