@@ -107,7 +107,9 @@ impl Pool {
         loop {
             let (mut sender, pooled) = match host.take() {
                 Some(sender) => (sender, true),
-                None => (self.open(&uri).await?, false),
+                // Boxed: opening a connection is rare, and its future is most of this one's
+                // size, which every caller up to the request's task would carry.
+                None => (Box::pin(self.open(&uri)).await?, false),
             };
             // A pooled connection may still be finishing its last response; one that closed
             // meanwhile is dropped and the next tried.

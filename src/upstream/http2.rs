@@ -142,7 +142,8 @@ impl Pool {
                 match self.take(&host) {
                     Some(taken) => taken,
                     None => {
-                        let (sender, driver) = self.open(request.uri()).await?;
+                        // Boxed: rare, and most of this future's size otherwise.
+                        let (sender, driver) = Box::pin(self.open(request.uri())).await?;
                         self.add(&host, sender, driver)
                     }
                 }
