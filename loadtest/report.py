@@ -112,6 +112,13 @@ def main(path):
         ticks = r["cpu_ticks"][server_of[r["target"]]]
         return None if n == 0 else ticks / r["clk_tck"] / n * 1e6
 
+    def busy(r):
+        # The server's CPU time over the run's length, in one CPU: near 100 % means the server
+        # was the limit, not the load generator or the mock.
+        secs = r["oha"]["summary"].get("total")
+        ticks = r["cpu_ticks"][server_of[r["target"]]]
+        return None if not secs else ticks / r["clk_tck"] / secs * 100
+
     def pct(r, p):
         v = r["oha"].get("latencyPercentiles", {}).get(p)
         return None if v is None else v * 1e6
@@ -145,6 +152,8 @@ def main(path):
                 goal = "<= 1.3x hop"
                 ok = check(f"{mode} CPU/request c={c}", cpu[2] <= 1.3 * cpu[1])
             t.row(f"c={c} server CPU per request", *cpu, unit=" us", goal=goal, ok=ok)
+            if c in (32, 256):
+                t.row(f"c={c} server CPU busy", *(busy(x) for x in (d, h, g)), unit=" %", ratios=False)
 
     for mode in ("nonstream", "stream"):
         d, h, g = (fixed.get((x, mode)) for x in ("direct", "hop", "gateway"))

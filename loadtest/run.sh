@@ -28,7 +28,10 @@ MOCK_CPUS="${MOCK_CPUS:-$SERVER_CPUS}"
 # of its work (about 0.7 times per gateway request at c=32, 0.3 per hop request).
 # MOCK_SCHED=batch runs it as SCHED_BATCH, whose wake-ups do not preempt: CPU per request
 # then shows less of that interference, latencies and c=256 more of the mock's own waits
-# (loadtest/README.md has a run of each).
+# (loadtest/README.md has a run of each). MOCK_CPUS=1 gives the servers CPU 0 alone, but the
+# load generators then share CPU 1 with the mock and limit the hop at c=32, and at c=1 every
+# request crosses CPUs four times (loadtest/README.md, "The mock's CPU"); the report's "server
+# CPU busy" rows show which process was the limit.
 MOCK_SCHED="${MOCK_SCHED:-normal}"
 PORT_MOCK="${PORT_MOCK:-29000}"
 PORT_HOP="${PORT_HOP:-29100}"
