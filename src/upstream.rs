@@ -19,7 +19,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use http_body::Body;
 use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use tower_service::Service;
 
 use crate::config::Config;
 use crate::error::{Error, TimeoutKind, bedrock_error_name};
@@ -361,6 +363,26 @@ fn root_certificates(ca_file: Option<&std::path::Path>) -> Result<rustls::RootCe
         }
     }
     Ok(roots)
+}
+
+/// The pool key of `uri`: whether it is `https`, and its authority.
+fn host_key(uri: &http::Uri) -> Result<(bool, http::uri::Authority), Error> {
+    let authority = uri
+        .authority()
+        .ok_or(Error::Internal("an upstream URI without an authority"))?;
+    Ok((uri.scheme() == Some(&http::uri::Scheme::HTTPS), authority.clone()))
+}
+
+/// Opens a connection to `uri`'s host: TCP, then TLS for `https://`.
+async fn connect(
+    connector: &HttpsConnector<HttpConnector>,
+    uri: &http::Uri,
+) -> Result<hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>, Error> {
+    let mut connector = connector.clone();
+    std::future::poll_fn(|cx| connector.poll_ready(cx))
+        .await
+        .map_err(|e| connect_error(&*e))?;
+    connector.call(uri.clone()).await.map_err(|e| connect_error(&*e))
 }
 
 /// A failure to connect or to send, as [`Error::UpstreamConnect`], or a connect timeout.

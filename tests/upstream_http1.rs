@@ -6,59 +6,11 @@
 
 mod support;
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use support::relay::{Relay, mock_addr};
-use support::{SseReader, TestEnv, chat, content_of, eventually};
-
-/// Streams a one-turn chat through the gateway and checks the whole reply arrived.
-async fn stream_hello(env: &TestEnv) {
-    let reply = env
-        .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", true))
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let data = reply.sse_data();
-    assert_eq!(data.last().unwrap(), "[DONE]");
-    assert_eq!(content_of(&data), "Hello from the mock Bedrock runtime.");
-}
-
-async fn ask(env: &TestEnv) {
-    let reply = env
-        .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", false))
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    assert!(
-        !reply.json()["choices"][0]["message"]["content"]
-            .as_str()
-            .unwrap()
-            .is_empty()
-    );
-}
-
-/// Opens `n` streams that send their frames 100 ms apart, so all are in flight at once.
-async fn open_streams(env: &TestEnv, n: u64) -> Vec<SseReader> {
-    let body = chat("claude-3-haiku", "mock:frames=3 mock:delay_ms=100 go", true);
-    let mut open = Vec::new();
-    for _ in 0..n {
-        let response = env.open_stream(&body).await;
-        assert_eq!(response.status(), 200);
-        open.push(SseReader::new(response));
-    }
-    assert_eq!(env.mock.active_streams(), n, "all streams in flight");
-    open
-}
-
-/// Reads each stream to its end and checks it finished with `[DONE]`.
-async fn read_to_done(open: Vec<SseReader>) {
-    for mut reader in open {
-        let mut last = None;
-        while let Some((payload, _)) = reader.next().await {
-            last = Some(payload);
-        }
-        assert_eq!(last.as_deref(), Some("[DONE]"));
-    }
-}
+use support::pool::{ask, open_streams, read_to_done, stream_hello};
+use support::relay::env_behind_relay;
+use support::{SseReader, TestEnv, chat, eventually};
 
 #[tokio::test]
 async fn requests_one_after_another_reuse_one_connection() {
@@ -136,16 +88,8 @@ async fn a_connection_idle_past_the_pool_timeout_is_replaced() {
 
 #[tokio::test]
 async fn a_connection_closed_while_idle_is_left_out_without_an_error() {
-    let mut relay = None;
-    let env = TestEnv::start_with(|config| {
-        let spawned = Relay::spawn(mock_addr(config), None);
-        config.bedrock.endpoint = Some(format!("http://{}", spawned.addr));
-        // No retry to hide a failed request: the pool itself must not use a dead connection.
-        config.bedrock.retries.max_retries = 0;
-        relay = Some(spawned);
-    })
-    .await;
-    let relay = relay.unwrap();
+    // No retry to hide a failed request: the pool itself must not use a dead connection.
+    let (env, relay) = env_behind_relay(|config| config.bedrock.retries.max_retries = 0).await;
     ask(&env).await;
     relay.cut();
     // The gateway's side sees the connection end.
@@ -154,9 +98,5 @@ async fn a_connection_closed_while_idle_is_left_out_without_an_error() {
         ask(&env).await;
         stream_hello(&env).await;
     }
-    assert_eq!(
-        relay.accepted.load(Ordering::SeqCst),
-        2,
-        "one new connection, then reused"
-    );
+    assert_eq!(relay.accepted(), 2, "one new connection, then reused");
 }

@@ -5,24 +5,13 @@
 
 mod support;
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ai_gateway::bedrock::eventstream::{EventDecoder, Frame, classify};
 use ai_gateway::mock_bedrock::MockConfig;
-use support::relay::{Relay, mock_addr, tls_server};
-use support::{SseReader, TestEnv, chat, content_of, eventually};
-
-/// Streams a one-turn chat through the gateway and checks the whole reply arrived.
-async fn stream_hello(env: &TestEnv) {
-    let reply = env
-        .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", true))
-        .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let data = reply.sse_data();
-    assert_eq!(data.last().unwrap(), "[DONE]");
-    assert_eq!(content_of(&data), "Hello from the mock Bedrock runtime.");
-}
+use support::pool::{ask, open_streams, read_to_done, stream_hello};
+use support::relay::{Relay, env_behind_relay, mock_addr, tls_server};
+use support::{SseReader, TestEnv, chat, eventually};
 
 fn http2(max_streams: usize) -> impl FnOnce(&mut ai_gateway::config::Config) {
     move |config| {
@@ -31,45 +20,11 @@ fn http2(max_streams: usize) -> impl FnOnce(&mut ai_gateway::config::Config) {
     }
 }
 
-/// Opens five streams that each send their frames 100 ms apart, so all five are in flight at
-/// once, and checks no stream waited for a place.
-async fn open_five_streams(env: &TestEnv) -> Vec<SseReader> {
-    let body = chat("claude-3-haiku", "mock:frames=4 mock:delay_ms=100 go", true);
-    let mut open = Vec::new();
-    for _ in 0..5 {
-        let response = env.open_stream(&body).await;
-        assert_eq!(response.status(), 200);
-        open.push(SseReader::new(response));
-    }
-    assert_eq!(env.mock.active_streams(), 5, "all five streams in flight");
-    open
-}
-
-/// Reads each stream to its end and checks it finished with `[DONE]`.
-async fn read_to_done(open: Vec<SseReader>) {
-    for mut reader in open {
-        let mut last = None;
-        while let Some((payload, _)) = reader.next().await {
-            last = Some(payload);
-        }
-        assert_eq!(last.as_deref(), Some("[DONE]"));
-    }
-}
-
 #[tokio::test]
 async fn chat_goes_over_one_reused_http2_connection() {
     let env = TestEnv::start_with(http2(100)).await;
     for _ in 0..3 {
-        let reply = env
-            .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", false))
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.text());
-        assert!(
-            !reply.json()["choices"][0]["message"]["content"]
-                .as_str()
-                .unwrap()
-                .is_empty()
-        );
+        ask(&env).await;
         stream_hello(&env).await;
     }
     // The mock checked every request's SigV4 signature, and saw each arrive over HTTP/2.
@@ -86,7 +41,7 @@ async fn chat_goes_over_one_reused_http2_connection() {
 #[tokio::test]
 async fn streams_beyond_a_connections_limit_open_another_connection() {
     let env = TestEnv::start_with(http2(2)).await;
-    let open = open_five_streams(&env).await;
+    let open = open_streams(&env, 5).await;
     assert_eq!(
         env.mock.connections(),
         3,
@@ -95,10 +50,7 @@ async fn streams_beyond_a_connections_limit_open_another_connection() {
     read_to_done(open).await;
     // All streams are over: the next requests fit on the connections already open.
     for _ in 0..2 {
-        let reply = env
-            .post_json("/v1/chat/completions", &chat("claude-3-haiku", "Hello", false))
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.text());
+        ask(&env).await;
     }
     assert_eq!(env.mock.connections(), 3);
     assert_eq!(env.mock.http2_calls(), 7);
@@ -111,7 +63,7 @@ async fn the_servers_stream_limit_is_kept_when_it_is_lower() {
         ..MockConfig::default()
     };
     let env = TestEnv::start_full(mock, None, http2(100)).await;
-    let open = open_five_streams(&env).await;
+    let open = open_streams(&env, 5).await;
     assert_eq!(env.mock.connections(), 3);
     read_to_done(open).await;
 }
@@ -165,13 +117,11 @@ async fn a_connection_idle_past_the_pool_timeout_is_replaced() {
         config.bedrock.pool_idle_timeout_ms = 300;
     })
     .await;
-    let body = chat("claude-3-haiku", "Hello", false);
-    let ask = || env.post_json("/v1/chat/completions", &body);
-    assert_eq!(ask().await.status, 200);
-    assert_eq!(ask().await.status, 200);
+    ask(&env).await;
+    ask(&env).await;
     assert_eq!(env.mock.connections(), 1);
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(ask().await.status, 200);
+    ask(&env).await;
     assert_eq!(
         env.mock.connections(),
         2,
@@ -181,25 +131,13 @@ async fn a_connection_idle_past_the_pool_timeout_is_replaced() {
 
 #[tokio::test]
 async fn a_connection_closed_under_the_pool_is_replaced() {
-    let mut relay = None;
-    let env = TestEnv::start_with(|config| {
-        let spawned = Relay::spawn(mock_addr(config), None);
-        config.bedrock.endpoint = Some(format!("http://{}", spawned.addr));
-        config.bedrock.http2 = true;
-        relay = Some(spawned);
-    })
-    .await;
-    let relay = relay.unwrap();
+    let (env, relay) = env_behind_relay(|config| config.bedrock.http2 = true).await;
     stream_hello(&env).await;
     relay.cut();
     for _ in 0..3 {
         stream_hello(&env).await;
     }
-    assert_eq!(
-        relay.accepted.load(Ordering::SeqCst),
-        2,
-        "one new connection, then reused"
-    );
+    assert_eq!(relay.accepted(), 2, "one new connection, then reused");
 }
 
 /// The gateway with HTTP/2 on, reaching the mock through a TLS relay offering `alpn` and

@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::uri::{Authority, Scheme};
+use http::uri::Authority;
 use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
@@ -28,7 +28,6 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use tower_service::Service;
 
 use crate::error::Error;
 
@@ -137,10 +136,7 @@ impl Pool {
     }
 
     fn host(&self, uri: &Uri) -> Result<Arc<Host>, Error> {
-        let authority = uri
-            .authority()
-            .ok_or(Error::Internal("an upstream URI without an authority"))?;
-        let key = (uri.scheme() == Some(&Scheme::HTTPS), authority.clone());
+        let key = super::host_key(uri)?;
         let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(host) = hosts.get(&key) {
             return Ok(Arc::clone(host));
@@ -157,14 +153,7 @@ impl Pool {
 
     /// Connects (TCP, then TLS for `https://`) and runs the connection in its own task.
     async fn open(&self, uri: &Uri) -> Result<Sender, Error> {
-        let mut connector = self.connector.clone();
-        std::future::poll_fn(|cx| connector.poll_ready(cx))
-            .await
-            .map_err(|e| super::connect_error(&*e))?;
-        let io = connector
-            .call(uri.clone())
-            .await
-            .map_err(|e| super::connect_error(&*e))?;
+        let io = super::connect(&self.connector, uri).await?;
         let (sender, connection) = self
             .handshake
             .handshake(io)
@@ -248,19 +237,18 @@ impl Body for H1Body {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => {
-                if let Some(lent) = this.lent.take() {
-                    give_back(lent);
-                }
+        let ended = match &polled {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            // A connection that failed mid-response is not reused.
+            Poll::Ready(Some(Err(_))) => {
+                this.lent = None;
+                false
             }
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => {
-                if let Some(lent) = this.lent.take() {
-                    give_back(lent);
-                }
-            }
-            Poll::Ready(Some(Err(_))) => this.lent = None,
-            _ => {}
+            Poll::Pending => false,
+        };
+        if ended && let Some(lent) = this.lent.take() {
+            give_back(lent);
         }
         polled
     }

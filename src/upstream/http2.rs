@@ -32,7 +32,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use tokio::task::AbortHandle;
-use tower_service::Service;
 
 use crate::error::Error;
 
@@ -188,10 +187,7 @@ impl Pool {
     }
 
     fn host(&self, uri: &Uri) -> Result<Arc<Host>, Error> {
-        let authority = uri
-            .authority()
-            .ok_or(Error::Internal("an upstream URI without an authority"))?;
-        let key = (uri.scheme() == Some(&Scheme::HTTPS), authority.clone());
+        let key = super::host_key(uri)?;
         let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(Arc::clone(hosts.entry(key).or_default()))
     }
@@ -240,14 +236,7 @@ impl Pool {
     /// knowledge) and runs the HTTP/2 handshake. The connection is driven by its own task,
     /// returned as its handle; a second task pings it.
     async fn open(&self, uri: &Uri) -> Result<(h2::client::SendRequest<Bytes>, AbortHandle), Error> {
-        let mut connector = self.connector.clone();
-        std::future::poll_fn(|cx| connector.poll_ready(cx))
-            .await
-            .map_err(|e| super::connect_error(&*e))?;
-        let io = connector
-            .call(uri.clone())
-            .await
-            .map_err(|e| super::connect_error(&*e))?;
+        let io = super::connect(&self.connector, uri).await?;
         if uri.scheme() == Some(&Scheme::HTTPS) && !io.connected().is_negotiated_h2() {
             return Err(Error::UpstreamConnect(
                 "the Bedrock endpoint did not agree to HTTP/2 (ALPN h2); set bedrock.http2: false".into(),

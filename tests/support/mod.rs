@@ -5,6 +5,7 @@
 // Test helpers: a failed setup step should abort the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod pool;
 pub mod relay;
 
 use std::net::SocketAddr;

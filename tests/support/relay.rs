@@ -83,3 +83,23 @@ pub fn mock_addr(config: &ai_gateway::config::Config) -> SocketAddr {
     let mock: http::Uri = config.bedrock.endpoint.as_deref().unwrap().parse().unwrap();
     mock.authority().unwrap().as_str().parse().unwrap()
 }
+
+/// The gateway tuned by `tune`, reaching the mock through a plain relay.
+pub async fn env_behind_relay(tune: impl FnOnce(&mut ai_gateway::config::Config)) -> (super::TestEnv, Relay) {
+    let mut relay = None;
+    let env = super::TestEnv::start_with(|config| {
+        let spawned = Relay::spawn(mock_addr(config), None);
+        config.bedrock.endpoint = Some(format!("http://{}", spawned.addr));
+        tune(config);
+        relay = Some(spawned);
+    })
+    .await;
+    (env, relay.unwrap())
+}
+
+impl Relay {
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
