@@ -86,8 +86,9 @@ pub struct BedrockConfig {
     pub pool_max_idle_per_host: usize,
     /// How long an idle pooled connection is kept, in milliseconds.
     pub pool_idle_timeout_ms: u64,
-    /// HTTP/2 to Bedrock instead of HTTP/1.1: ALPN `h2` over TLS, prior knowledge on an
-    /// `http://` endpoint. Off by default: see `upstream::http2`.
+    /// HTTP/2 to Bedrock instead of HTTP/1.1: ALPN `h2` over TLS (a host that picks
+    /// `http/1.1` is reached over HTTP/1.1), prior knowledge on an `http://` endpoint. Off by
+    /// default: see `upstream::http2`.
     pub http2: bool,
     /// Requests carried at once by one HTTP/2 connection (fewer if the server's
     /// SETTINGS_MAX_CONCURRENT_STREAMS is lower); another connection is opened when every one

@@ -1,5 +1,6 @@
 //! The pooled client to Bedrock over rustls, shared by every request: the keep-alive
-//! HTTP/1.1 pool of [`http1`], or with `bedrock.http2` the HTTP/2 pool of [`http2`].
+//! HTTP/1.1 pool of [`http1`], or with `bedrock.http2` the HTTP/2 pool of [`http2`] (and
+//! HTTP/1.1 for a TLS host that does not agree to `h2`).
 //!
 //! `send` signs the exact body bytes, sends them on a pooled keep-alive connection and waits
 //! for the response headers under their own deadline. Non-2xx answers are read (bounded) and
@@ -48,20 +49,16 @@ pub enum Operation {
 
 /// The shared Bedrock client.
 pub struct Upstream {
-    transport: Transport,
+    /// Keep-alive connections, one per request in flight: every request unless `http2`.
+    http1: http1::Pool,
+    /// With `bedrock.http2`: streams on as many HTTP/2 connections as the requests in flight
+    /// need; hosts that do not agree to HTTP/2 over TLS go through `http1`.
+    http2: Option<http2::Pool>,
     auth: UpstreamAuth,
     response_headers: Duration,
     idle: Duration,
     retries: RetryPolicy,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
-}
-
-/// How requests reach Bedrock.
-enum Transport {
-    /// One keep-alive connection per request in flight.
-    Http1(http1::Pool),
-    /// Streams on as many HTTP/2 connections as the requests in flight need.
-    Http2(http2::Pool),
 }
 
 /// A Bedrock response body, read from an HTTP/1.1 connection or an HTTP/2 stream, holding
@@ -91,30 +88,33 @@ impl Upstream {
         .map_err(|e| format!("TLS client configuration: {e}"))?
         .with_root_certificates(root_certificates(config.bedrock.ca_file.as_deref())?)
         .with_no_client_auth();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
+        let https = || {
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls.clone())
+                .https_or_http()
+        };
         let idle_timeout = Duration::from_millis(config.bedrock.pool_idle_timeout_ms);
-        let transport = if config.bedrock.http2 {
-            // ALPN offers `h2` alone: a server that does not agree fails the connection.
-            Transport::Http2(http2::Pool::new(
-                https.enable_http2().wrap_connector(http),
+        let http1 = http1::Pool::new(
+            https().enable_http1().wrap_connector(http.clone()),
+            // One read from Bedrock is at most this much, so a stream whose client has
+            // stopped reading holds one read, its translation and the queued output, not
+            // hyper's read buffer grown to 400 KiB on top.
+            UPSTREAM_MAX_READ_BYTES,
+            config.bedrock.pool_max_idle_per_host,
+            idle_timeout,
+        );
+        // ALPN offers `h2` and `http/1.1`: a host that picks HTTP/1.1 (or no protocol) is
+        // reached through the HTTP/1.1 pool from then on.
+        let http2 = config.bedrock.http2.then(|| {
+            http2::Pool::new(
+                https().enable_all_versions().wrap_connector(http),
                 config.bedrock.http2_max_streams,
                 idle_timeout,
-            ))
-        } else {
-            Transport::Http1(http1::Pool::new(
-                https.enable_http1().wrap_connector(http),
-                // One read from Bedrock is at most this much, so a stream whose client has
-                // stopped reading holds one read, its translation and the queued output,
-                // not hyper's read buffer grown to 400 KiB on top.
-                UPSTREAM_MAX_READ_BYTES,
-                config.bedrock.pool_max_idle_per_host,
-                idle_timeout,
-            ))
-        };
+            )
+        });
         Ok(Self {
-            transport,
+            http1,
+            http2,
             auth,
             response_headers: config.timeouts.response_headers(),
             idle: config.timeouts.idle(),
@@ -211,15 +211,19 @@ impl Upstream {
             .await
             .map_err(|e| Error::Sign(e.to_string().into()))?;
         let sent = async {
-            match &self.transport {
-                Transport::Http1(pool) => Ok(pool.send(request).await?.map(Either::Left)),
-                Transport::Http2(pool) => {
-                    let (mut parts, _) = request.into_parts();
-                    parts
-                        .headers
-                        .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-                    let response = pool.send(Request::from_parts(parts, ()), body).await?;
-                    Ok(response.map(Either::Right))
+            let Some(pool) = &self.http2 else {
+                return Ok(self.http1.send(request).await?.map(Either::Left));
+            };
+            let (mut parts, full) = request.into_parts();
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            match pool.send(Request::from_parts(parts, ()), body).await? {
+                http2::Sent::Response(response) => Ok(response.map(Either::Right)),
+                http2::Sent::Http1Only(request) => {
+                    let (parts, ()) = request.into_parts();
+                    let response = self.http1.send(Request::from_parts(parts, full)).await?;
+                    Ok(response.map(Either::Left))
                 }
             }
         };

@@ -17,9 +17,13 @@
 //! when the body ends or is dropped, which is when its stream is over (ended, or reset by h2
 //! on drop). Connections to one host are opened one at a time, so a cold burst opens as many
 //! as it fills, not one per request.
+//!
+//! TLS offers ALPN `h2` and `http/1.1`. A host that picks HTTP/1.1 (or no protocol) is marked
+//! once, that connection dropped, and its requests are given back for the HTTP/1.1 pool.
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -62,6 +66,16 @@ struct Host {
     conns: Mutex<Conns>,
     /// Held while a connection to this host is being opened.
     opening: tokio::sync::Mutex<()>,
+    /// The host picked HTTP/1.1 (or no protocol) when offered `h2` over TLS.
+    http1_only: AtomicBool,
+}
+
+/// What [`Pool::send`] did with a request.
+pub enum Sent {
+    /// Sent over HTTP/2: the response.
+    Response(Response<H2Body>),
+    /// Not sent: the host does not speak HTTP/2 over TLS; send it over HTTP/1.1.
+    Http1Only(Request<()>),
 }
 
 #[derive(Default)]
@@ -108,7 +122,7 @@ pub struct H2Body {
 // === impl Pool ===
 
 impl Pool {
-    /// A pool opening connections with `connector` (whose TLS offers ALPN `h2` only), carrying
+    /// A pool opening connections with `connector` (whose TLS offers ALPN `h2` first), carrying
     /// at most `max_streams` requests on each and closing one idle for `idle_timeout`.
     pub fn new(connector: HttpsConnector<HttpConnector>, max_streams: usize, idle_timeout: Duration) -> Self {
         let streams = u32::try_from(max_streams).unwrap_or(u32::MAX);
@@ -130,9 +144,13 @@ impl Pool {
     }
 
     /// Sends `request` (absolute URI) with `body` on a connection with a free stream, opening
-    /// one if none has, and returns the response once its headers arrived.
-    pub async fn send(&self, request: Request<()>, body: Bytes) -> Result<Response<H2Body>, Error> {
+    /// one if none has, and returns the response once its headers arrived; or gives the request
+    /// back if its host turned out not to speak HTTP/2 over TLS.
+    pub async fn send(&self, request: Request<()>, body: Bytes) -> Result<Sent, Error> {
         let host = self.host(request.uri())?;
+        if host.http1_only.load(Ordering::Relaxed) {
+            return Ok(Sent::Http1Only(request));
+        }
         let (sender, slot) = match self.take(&host) {
             Some(taken) => taken,
             None => {
@@ -142,7 +160,14 @@ impl Pool {
                     Some(taken) => taken,
                     None => {
                         // Boxed: rare, and most of this future's size otherwise.
-                        let (sender, driver) = Box::pin(self.open(request.uri())).await?;
+                        let Some((sender, driver)) = Box::pin(self.open(request.uri())).await? else {
+                            tracing::warn!(
+                                host = %request.uri().authority().map_or("", |a| a.as_str()),
+                                "the Bedrock endpoint did not agree to HTTP/2 (ALPN h2): using HTTP/1.1 for it"
+                            );
+                            host.http1_only.store(true, Ordering::Relaxed);
+                            return Ok(Sent::Http1Only(request));
+                        };
                         self.add(&host, sender, driver)
                     }
                 }
@@ -151,12 +176,12 @@ impl Pool {
         match Self::exchange(sender, request, body).await {
             Ok(response) => {
                 let length = content_length(response.headers());
-                Ok(response.map(|stream| H2Body {
+                Ok(Sent::Response(response.map(|stream| H2Body {
                     stream,
                     length,
                     slot: Some(slot),
                     done: false,
-                }))
+                })))
             }
             Err(e) => {
                 // A stream refused or reset is the server's answer to this request alone; any
@@ -234,13 +259,12 @@ impl Pool {
 
     /// Connects (TCP, then TLS agreeing on `h2`; plain `http://` speaks HTTP/2 with prior
     /// knowledge) and runs the HTTP/2 handshake. The connection is driven by its own task,
-    /// returned as its handle; a second task pings it.
-    async fn open(&self, uri: &Uri) -> Result<(h2::client::SendRequest<Bytes>, AbortHandle), Error> {
+    /// returned as its handle; a second task pings it. `None`: the TLS server picked HTTP/1.1
+    /// or no protocol, and the connection is dropped.
+    async fn open(&self, uri: &Uri) -> Result<Option<(h2::client::SendRequest<Bytes>, AbortHandle)>, Error> {
         let io = super::connect(&self.connector, uri).await?;
         if uri.scheme() == Some(&Scheme::HTTPS) && !io.connected().is_negotiated_h2() {
-            return Err(Error::UpstreamConnect(
-                "the Bedrock endpoint did not agree to HTTP/2 (ALPN h2); set bedrock.http2: false".into(),
-            ));
+            return Ok(None);
         }
         let (sender, mut connection) = self
             .handshake
@@ -257,7 +281,7 @@ impl Pool {
         if let Some(ping_pong) = ping_pong {
             tokio::spawn(keep_alive(ping_pong, driver.clone()));
         }
-        Ok((sender, driver))
+        Ok(Some((sender, driver)))
     }
 }
 
