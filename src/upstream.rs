@@ -369,8 +369,11 @@ fn root_certificates(ca_file: Option<&std::path::Path>) -> Result<rustls::RootCe
     Ok(roots)
 }
 
-/// The pool key of `uri`: whether it is `https`, and its authority.
-fn host_key(uri: &http::Uri) -> Result<(bool, http::uri::Authority), Error> {
+/// Which host a pooled connection goes to: whether it is `https`, and the authority.
+type HostKey = (bool, http::uri::Authority);
+
+/// The pool key of `uri`.
+fn host_key(uri: &http::Uri) -> Result<HostKey, Error> {
     let authority = uri
         .authority()
         .ok_or(Error::Internal("an upstream URI without an authority"))?;

@@ -29,7 +29,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::uri::{Authority, Scheme};
+use http::uri::Scheme;
 use http::{HeaderMap, Request, Response, Uri, header};
 use http_body::{Body, Frame, SizeHint};
 use hyper_rustls::HttpsConnector;
@@ -57,7 +57,7 @@ pub struct Pool {
     handshake: h2::client::Builder,
     max_streams: usize,
     idle_timeout: Duration,
-    hosts: Mutex<HashMap<(bool, Authority), Arc<Host>>>,
+    hosts: Mutex<HashMap<super::HostKey, Arc<Host>, foldhash::fast::RandomState>>,
 }
 
 /// The connections to one host.
