@@ -53,7 +53,7 @@ async fn idle_connections_beyond_the_limit_are_closed() {
 }
 
 #[tokio::test]
-async fn a_stream_the_client_drops_does_not_leave_its_connection_in_the_pool() {
+async fn after_a_stream_the_client_drops_the_next_requests_get_a_new_connection() {
     let env = TestEnv::start().await;
     let body = chat("claude-3-haiku", "mock:frames=50 mock:delay_ms=50 go", true);
     let mut reader = SseReader::new(env.open_stream(&body).await);
@@ -65,7 +65,7 @@ async fn a_stream_the_client_drops_does_not_leave_its_connection_in_the_pool() {
         || env.mock.cancelled_streams() == 1,
     )
     .await;
-    // The half-read response ruled its connection out: the next request opens another.
+    // The half-read response's connection is not reused: the next request opens another.
     stream_hello(&env).await;
     ask(&env).await;
     assert_eq!(env.mock.connections(), 2);
@@ -89,7 +89,7 @@ async fn a_connection_idle_past_the_pool_timeout_is_replaced() {
 #[tokio::test]
 async fn a_connection_closed_while_idle_is_left_out_without_an_error() {
     // No retry to hide a failed request: the pool itself must not use a dead connection.
-    let (env, relay) = env_behind_relay(|config| config.bedrock.retries.max_retries = 0).await;
+    let (env, relay) = env_behind_relay(None, |config| config.bedrock.retries.max_retries = 0).await;
     ask(&env).await;
     relay.cut();
     // The gateway's side sees the connection end.

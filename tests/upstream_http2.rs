@@ -10,7 +10,7 @@ use std::time::Duration;
 use ai_gateway::bedrock::eventstream::{EventDecoder, Frame, classify};
 use ai_gateway::mock_bedrock::MockConfig;
 use support::pool::{ask, open_streams, read_to_done, stream_hello};
-use support::relay::{Relay, env_behind_relay, mock_addr, tls_server};
+use support::relay::{Relay, env_behind_relay, tls_server};
 use support::{SseReader, TestEnv, chat, eventually};
 
 fn http2(max_streams: usize) -> impl FnOnce(&mut ai_gateway::config::Config) {
@@ -131,7 +131,7 @@ async fn a_connection_idle_past_the_pool_timeout_is_replaced() {
 
 #[tokio::test]
 async fn a_connection_closed_under_the_pool_is_replaced() {
-    let (env, relay) = env_behind_relay(|config| config.bedrock.http2 = true).await;
+    let (env, relay) = env_behind_relay(None, |config| config.bedrock.http2 = true).await;
     stream_hello(&env).await;
     relay.cut();
     for _ in 0..3 {
@@ -147,16 +147,12 @@ async fn env_behind_tls(alpn: &[&[u8]]) -> (TestEnv, Relay, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("bedrock-ca.pem");
     std::fs::write(&ca_file, pem).unwrap();
-    let mut relay = None;
-    let env = TestEnv::start_with(|config| {
-        let spawned = Relay::spawn(mock_addr(config), Some(acceptor));
-        config.bedrock.endpoint = Some(format!("https://{}", spawned.addr));
+    let (env, relay) = env_behind_relay(Some(acceptor), |config| {
         config.bedrock.http2 = true;
         config.bedrock.ca_file = Some(ca_file);
-        relay = Some(spawned);
     })
     .await;
-    (env, relay.unwrap(), dir)
+    (env, relay, dir)
 }
 
 #[tokio::test]

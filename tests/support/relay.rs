@@ -31,7 +31,7 @@ pub fn tls_server(alpn: &[&[u8]]) -> (tokio_rustls::TlsAcceptor, String) {
 #[derive(Clone)]
 pub struct Relay {
     pub addr: SocketAddr,
-    pub accepted: Arc<AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
     open: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
@@ -70,6 +70,11 @@ impl Relay {
         relay
     }
 
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
     /// Closes every connection relayed so far, both ways.
     pub fn cut(&self) {
         for task in self.open.lock().unwrap().drain(..) {
@@ -84,22 +89,20 @@ pub fn mock_addr(config: &ai_gateway::config::Config) -> SocketAddr {
     mock.authority().unwrap().as_str().parse().unwrap()
 }
 
-/// The gateway tuned by `tune`, reaching the mock through a plain relay.
-pub async fn env_behind_relay(tune: impl FnOnce(&mut ai_gateway::config::Config)) -> (super::TestEnv, Relay) {
+/// The gateway tuned by `tune`, reaching the mock through a relay (terminating TLS with `tls`,
+/// then the endpoint is `https://`).
+pub async fn env_behind_relay(
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    tune: impl FnOnce(&mut ai_gateway::config::Config),
+) -> (super::TestEnv, Relay) {
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let mut relay = None;
     let env = super::TestEnv::start_with(|config| {
-        let spawned = Relay::spawn(mock_addr(config), None);
-        config.bedrock.endpoint = Some(format!("http://{}", spawned.addr));
+        let spawned = Relay::spawn(mock_addr(config), tls);
+        config.bedrock.endpoint = Some(format!("{scheme}://{}", spawned.addr));
         tune(config);
         relay = Some(spawned);
     })
     .await;
     (env, relay.unwrap())
-}
-
-impl Relay {
-    /// Connections accepted so far.
-    pub fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
 }
