@@ -150,7 +150,7 @@ pub fn write_str_contents<B: BufMut>(out: &mut B, s: &str) {
 
 /// The index of the first byte at or after `from` that JSON requires escaped (`"`, `\\`,
 /// below 0x20), or `bytes.len()`.
-fn next_escape(bytes: &[u8], from: usize) -> usize {
+pub(crate) fn next_escape(bytes: &[u8], from: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let needs_escape = |b: u8| b < 0x20 || b == b'"' || b == b'\\';

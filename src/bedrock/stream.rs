@@ -7,6 +7,7 @@
 use serde::Deserialize;
 
 pub use crate::bedrock::converse::TokenUsage;
+use crate::json;
 
 /// The `:event-type` of an event message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +174,51 @@ impl<'a> ExceptionEvent<'a> {
     }
 }
 
+/// The text of a `contentBlockDelta` payload in the compact shape Bedrock sends for text,
+/// `{"contentBlockIndex":N,"delta":{"text":"…"},"p":"…"}` (`p` optional), as it stands in the
+/// payload, escapes and all: exactly what [`crate::json::write_str_contents`] writes for the
+/// unescaped text, so it goes into the chunk as is. `None` for any other shape, and for text
+/// with an escape that writer would spell otherwise (`\/`, `\uXXXX`): those payloads are parsed
+/// in full, which gives the same chunk.
+///
+/// Most events of a stream are text deltas; this spares each the JSON parse and the
+/// re-escaping (benches/translate.rs, stream rows).
+pub fn plain_text_delta(payload: &[u8]) -> Option<&[u8]> {
+    if !payload.is_ascii() {
+        std::str::from_utf8(payload).ok()?;
+    }
+    let rest = payload.strip_prefix(br#"{"contentBlockIndex":"#)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (index, rest) = rest.split_at(digits);
+    // JSON has no leading zeros, and the index is a u32.
+    if index.is_empty() || (index.len() > 1 && index[0] == b'0') {
+        return None;
+    }
+    index
+        .iter()
+        .try_fold(0u32, |n, d| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))?;
+    let rest = rest.strip_prefix(br#","delta":{"text":""#)?;
+    let mut i = 0;
+    loop {
+        i = json::next_escape(rest, i);
+        match *rest.get(i)? {
+            b'"' => break,
+            b'\\' => match *rest.get(i + 1)? {
+                b'"' | b'\\' | b'n' | b'r' | b't' | b'b' | b'f' => i += 2,
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+    let (text, tail) = rest.split_at(i);
+    let tail = tail.strip_prefix(b"\"}")?;
+    if tail == b"}" {
+        return Some(text);
+    }
+    let padding = tail.strip_prefix(br#","p":""#)?.strip_suffix(b"\"}")?;
+    (json::next_escape(padding, 0) == padding.len()).then_some(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +247,68 @@ mod tests {
         let ev: ContentBlockDeltaEvent<'_> = simd_json::serde::from_slice(&mut raw).unwrap();
         assert!(ev.delta.text.is_none() && ev.delta.tool_use.is_none());
         assert_eq!(ev.delta.reasoning_content.unwrap().text, Some("hm"));
+    }
+
+    #[test]
+    fn plain_text_deltas_are_read_as_bedrock_sends_them() {
+        let accepted: [(&[u8], &[u8]); 6] = [
+            (
+                br#"{"contentBlockIndex":0,"delta":{"text":"Hello"},"p":"abcdefghijkl"}"#,
+                b"Hello",
+            ),
+            (
+                br#"{"contentBlockIndex":12,"delta":{"text":" world"}}"#,
+                b" world",
+            ),
+            (
+                br#"{"contentBlockIndex":0,"delta":{"text":"say \"hi\"\n\tC:\\ \b\f\r"},"p":"ab"}"#,
+                br#"say \"hi\"\n\tC:\\ \b\f\r"#,
+            ),
+            (
+                "{\"contentBlockIndex\":0,\"delta\":{\"text\":\"caf\u{e9} \u{1f600}\"},\"p\":\"\"}"
+                    .as_bytes(),
+                "caf\u{e9} \u{1f600}".as_bytes(),
+            ),
+            (br#"{"contentBlockIndex":0,"delta":{"text":""},"p":"a"}"#, b""),
+            (br#"{"contentBlockIndex":4294967295,"delta":{"text":"x"}}"#, b"x"),
+        ];
+        for (payload, text) in accepted {
+            assert_eq!(
+                plain_text_delta(payload),
+                Some(text),
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+        let parsed_in_full: [&[u8]; 17] = [
+            // Escapes the chunk writer spells otherwise.
+            br#"{"contentBlockIndex":0,"delta":{"text":"caf\u00e9"}}"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"a\/b"}}"#,
+            // Not JSON, or not this shape.
+            br#"{"contentBlockIndex":0,"delta":{"text":"a\x"}}"#,
+            b"{\"contentBlockIndex\":0,\"delta\":{\"text\":\"a\nb\"}}",
+            br#"{"contentBlockIndex":01,"delta":{"text":"a"}}"#,
+            br#"{"contentBlockIndex":4294967296,"delta":{"text":"a"}}"#,
+            br#"{"contentBlockIndex":,"delta":{"text":"a"}}"#,
+            br#"{ "contentBlockIndex":0,"delta":{"text":"a"}}"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"a"} }"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"a","x":1}}"#,
+            br#"{"contentBlockIndex":0,"delta":{"toolUse":{"input":"{}"}}}"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"a"},"p":"a\"b"}"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"a"},"p":"ab"},"q":1}"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"a"},"p":"ab"}x"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"a"}"#,
+            br#"{"contentBlockIndex":0,"delta":{"text":"a\"#,
+            b"{\"contentBlockIndex\":0,\"delta\":{\"text\":\"\xff\"}}",
+        ];
+        for payload in parsed_in_full {
+            assert_eq!(
+                plain_text_delta(payload),
+                None,
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
     }
 
     #[test]

@@ -234,6 +234,17 @@ impl ChunkWriter {
         self.close(out, None);
     }
 
+    /// A piece of text already escaped as the contents of a JSON string (see
+    /// [`crate::bedrock::stream::plain_text_delta`]): the same chunk as [`Self::content`] writes
+    /// for the unescaped text.
+    pub fn content_escaped<B: BufMut>(&self, out: &mut B, escaped: &[u8]) {
+        self.open(out);
+        out.put_slice(b"{\"content\":\"");
+        out.put_slice(escaped);
+        out.put_slice(b"\"}");
+        self.close(out, None);
+    }
+
     /// The opening chunk of tool call `index`: id, type and name, with empty arguments. These
     /// are sent exactly once, because the SDK concatenates repeated strings.
     pub fn tool_call_start<B: BufMut>(&self, out: &mut B, index: u32, id: &str, name: &str) {

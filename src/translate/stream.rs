@@ -13,7 +13,7 @@ use simd_json::Deserializer;
 use crate::bedrock::eventstream::{self, Frame};
 use crate::bedrock::stream::{
     ContentBlockDeltaEvent, ContentBlockStartEvent, ContentBlockStopEvent, EventType, ExceptionEvent,
-    MessageStartEvent, MessageStopEvent, MetadataEvent,
+    MessageStartEvent, MessageStopEvent, MetadataEvent, plain_text_delta,
 };
 use crate::error::{Error, classify_bedrock, write_error_object};
 use crate::json;
@@ -136,6 +136,17 @@ impl StreamTranslator {
     pub fn on_event(&mut self, event_type: &str, payload: &[u8], out: &mut BytesMut) -> Result<(), Error> {
         let kind = EventType::from_name(event_type);
         if self.state.finished || kind == EventType::Unknown {
+            return Ok(());
+        }
+        if kind == EventType::ContentBlockDelta
+            && let Some(text) = plain_text_delta(payload)
+        {
+            // The same chunk as the parsed path below writes.
+            let state = &mut self.state;
+            if !state.stopped && !text.is_empty() {
+                state.ensure_role(out);
+                state.chunks.content_escaped(out, text);
+            }
             return Ok(());
         }
         let malformed = |e: simd_json::Error| {

@@ -642,3 +642,57 @@ fn parser_reuses_its_buffers_across_payloads_of_different_sizes() {
     assert_eq!(deltas(&r)[2], json!({"content": "y"}));
     assert_eq!(deltas(&r)[3], json!({"content": "a\"b\\c\u{1}"}));
 }
+
+/// A `contentBlockDelta` payload in Bedrock's compact shape around `text` (as it stands in the
+/// JSON, escaped).
+fn compact_text_delta(index: &str, text: &str, padding: Option<&str>) -> String {
+    let padding = padding.map(|p| format!(r#","p":"{p}""#)).unwrap_or_default();
+    format!(r#"{{"contentBlockIndex":{index},"delta":{{"text":"{text}"}}{padding}}}"#)
+}
+
+proptest::proptest! {
+    /// Whatever the text-delta fast path accepts, the parser reads alike: the same payload with
+    /// one space added (which only the parser takes) gives the same chunk bytes.
+    #[test]
+    fn text_delta_fast_path_writes_what_the_parser_writes(
+        index in proptest::prop_oneof!["0", "[1-9][0-9]{0,10}", "0[0-9]", ""],
+        pieces in proptest::collection::vec(
+            proptest::prop_oneof![
+                "\\PC{0,4}",
+                r#"\\["\\/bfnrtux]"#,
+                r#"\\u[0-9a-fA-F]{4}"#,
+                "[\u{0}-\u{1f}\"\\\\]",
+            ],
+            0..6,
+        ),
+        padding in proptest::option::of("[a-z\"\\\\\u{1}]{0,6}"),
+    ) {
+        let payload = compact_text_delta(&index, &pieces.concat(), padding.as_deref());
+        let spaced = payload.replacen('{', "{ ", 1);
+        let (mut fast, mut parsed) = (BytesMut::new(), BytesMut::new());
+        let fast_result = mk_translator(false).on_event("contentBlockDelta", payload.as_bytes(), &mut fast);
+        let parsed_result = mk_translator(false).on_event("contentBlockDelta", spaced.as_bytes(), &mut parsed);
+        if crate::bedrock::stream::plain_text_delta(payload.as_bytes()).is_some() {
+            proptest::prop_assert!(fast_result.is_ok() && parsed_result.is_ok());
+            proptest::prop_assert_eq!(fast, parsed);
+        }
+    }
+
+    /// Text as the chunk writer escapes it (what Bedrock sends for ordinary text) takes the
+    /// fast path, and the client reads the text back.
+    #[test]
+    fn escaped_text_takes_the_fast_path(text in "\\PC*|[a\n\r\t\u{8}\u{c}\"\\\\]*", index: u32) {
+        let mut escaped = Vec::new();
+        json::write_str_contents(&mut escaped, &text);
+        let escaped = String::from_utf8(escaped).unwrap();
+        let payload = compact_text_delta(&index.to_string(), &escaped, Some("abcdefgh"));
+        let accepted = crate::bedrock::stream::plain_text_delta(payload.as_bytes());
+        proptest::prop_assert_eq!(accepted, Some(escaped.as_bytes()));
+        let records = feed(&mut mk_translator(false), &[("contentBlockDelta", &payload)]);
+        let expected = if text.is_empty() { 0 } else { 2 };
+        proptest::prop_assert_eq!(records.len(), expected);
+        if !text.is_empty() {
+            proptest::prop_assert_eq!(&deltas(&records)[1], &json!({"content": text}));
+        }
+    }
+}
