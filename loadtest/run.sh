@@ -7,7 +7,8 @@
 #   QUICK=1 loadtest/run.sh    # shorter phases, about 2 minutes
 #
 # Settings (environment): QUICK, OUT, SERVER_CPUS (default 0), LOAD_CPUS (default 1),
-# MOCK_CPUS (default SERVER_CPUS), MOCK_SCHED (normal, the default, or batch: see below),
+# MOCK_CPUS (default SERVER_CPUS), MOCK_CPUS_UNDER_LOAD (default LOAD_CPUS), MOCK_SCHED
+# (normal, the default, or batch: see below),
 # FIXED_RATE_NONSTREAM (10000) and FIXED_RATE_STREAM (5000) requests per second for the
 # equal-load CPU runs, PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to
 # reuse $OUT/bin, GATEWAY_BIN=path to measure another gateway build against the same mock and
@@ -23,15 +24,20 @@ OUT="${OUT:-$ROOT/target/loadtest/$(date +%Y%m%d-%H%M%S)}"
 SERVER_CPUS="${SERVER_CPUS:-0}"
 LOAD_CPUS="${LOAD_CPUS:-1}"
 MOCK_CPUS="${MOCK_CPUS:-$SERVER_CPUS}"
-# The mock stands in for Bedrock, which never shares a CPU with the sidecar. Sharing CPU 0
-# here, under normal scheduling its wake-ups preempt the server being measured in the middle
-# of its work (about 0.7 times per gateway request at c=32, 0.3 per hop request).
-# MOCK_SCHED=batch runs it as SCHED_BATCH, whose wake-ups do not preempt: CPU per request
-# then shows less of that interference, latencies and c=256 more of the mock's own waits
-# (loadtest/README.md has a run of each). MOCK_CPUS=1 gives the servers CPU 0 alone, but the
-# load generators then share CPU 1 with the mock and limit the hop at c=32, and at c=1 every
-# request crosses CPUs four times (loadtest/README.md, "The mock's CPU"); the report's "server
-# CPU busy" rows show which process was the limit.
+# The mock stands in for Bedrock, which never shares a CPU with the sidecar. On the servers'
+# CPU under load, its wake-ups preempt the server being measured in the middle of its work
+# (about 0.7 times per gateway request at c=32, 0.3 per hop request) and its 256 connections
+# share that CPU's caches: the figures then measure the interference as much as the server.
+# So for the oha runs of hop and gateway at c=32 and 256 and at the fixed rates, the mock
+# moves to MOCK_CPUS_UNDER_LOAD (with the load generators) and the server under test has
+# its CPU alone; the report's "server CPU busy" rows show whether it, not the load side, was
+# the limit. At c=1, in the probe and the memory phases, and when it is itself the target,
+# the mock runs on MOCK_CPUS: with nothing else busy there, keeping it beside the server
+# spares each c=1 request two crossings between CPUs (about 80 us each way on this
+# machine's idle vCPUs; loadtest/README.md, "The mock's CPU").
+# MOCK_SCHED=batch runs it as SCHED_BATCH, whose wake-ups do not preempt (loadtest/README.md
+# has a run with it).
+MOCK_CPUS_UNDER_LOAD="${MOCK_CPUS_UNDER_LOAD:-$LOAD_CPUS}"
 MOCK_SCHED="${MOCK_SCHED:-normal}"
 PORT_MOCK="${PORT_MOCK:-29000}"
 PORT_HOP="${PORT_HOP:-29100}"
@@ -153,6 +159,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 mock_stat() { curl -s "http://127.0.0.1:$PORT_MOCK/__stats"; }
+place_mock() { taskset -a -p -c "$1" "${PID[mock]}" >/dev/null; }
 CLK_TCK="$(getconf CLK_TCK)"
 
 # Request bodies: Converse for the mock and the hop, OpenAI for the gateway.
@@ -178,7 +185,7 @@ body_for() {
 }
 
 # --- phase 1: idle -----------------------------------------------------------------------
-log "starting hop and gateway on CPU $SERVER_CPUS, mock (fast, $MOCK_SCHED scheduling) on CPU $MOCK_CPUS; load generators on CPU $LOAD_CPUS"
+log "starting hop and gateway on CPU $SERVER_CPUS, mock (fast, $MOCK_SCHED scheduling) on CPU $MOCK_CPUS (CPU $MOCK_CPUS_UNDER_LOAD under load); load generators on CPU $LOAD_CPUS"
 start_mock
 start_hop
 start_gateway
@@ -197,7 +204,9 @@ run_oha() { # target mode concurrency [rate: requests per second, default as fas
     url="$(url_for "$target" "$mode")"
     body="$(body_for "$target" "$mode")"
     file="$OUT/oha-$target-$mode-c$c.json"
-    local limit=()
+    local limit=() mock_cpus="$MOCK_CPUS"
+    if [[ "$target" != direct && "$c" != 1 ]]; then mock_cpus="$MOCK_CPUS_UNDER_LOAD"; fi
+    place_mock "$mock_cpus"
     if [[ "$rate" != 0 ]]; then
         file="$OUT/oha-$target-$mode-c$c-q$rate.json"
         limit=(-q "$rate")
@@ -212,8 +221,8 @@ run_oha() { # target mode concurrency [rate: requests per second, default as fas
     timeout $((OHA_SECS + 30)) taskset -c "$LOAD_CPUS" oha --no-tui --output-format json -z "${OHA_SECS}s" \
         -c "$c" "${limit[@]}" -m POST -T application/json -d "$body" "$url" >"$file"
     stats_after="$(mock_stat)"
-    printf '{"kind":"oha","target":"%s","mode":"%s","c":%s,"rate":%s,"file":"%s","clk_tck":%s,"cpu_ticks":{"mock":%s,"hop":%s,"gateway":%s},"mock_before":%s,"mock_after":%s}\n' \
-        "$target" "$mode" "$c" "$rate" "$file" "$CLK_TCK" \
+    printf '{"kind":"oha","target":"%s","mode":"%s","c":%s,"rate":%s,"mock_cpus":"%s","file":"%s","clk_tck":%s,"cpu_ticks":{"mock":%s,"hop":%s,"gateway":%s},"mock_before":%s,"mock_after":%s}\n' \
+        "$target" "$mode" "$c" "$rate" "$mock_cpus" "$file" "$CLK_TCK" \
         "$(( $(cpu_ticks "${PID[mock]}") - before_mock ))" \
         "$(( $(cpu_ticks "${PID[hop]}") - before_hop ))" \
         "$(( $(cpu_ticks "${PID[gateway]}") - before_gw ))" \
@@ -238,6 +247,7 @@ for mode in nonstream stream; do
         run_oha "$target" "$mode" 32 "$rate"
     done
 done
+place_mock "$MOCK_CPUS"
 printf '{"kind":"peak_after_oha","mock_kb":%s,"hop_kb":%s,"gateway_kb":%s}\n' \
     "$(hwm_kb "${PID[mock]}")" "$(hwm_kb "${PID[hop]}")" "$(hwm_kb "${PID[gateway]}")" >>"$RESULTS"
 
@@ -318,7 +328,7 @@ printf '{"kind":"idle_fresh","hop_kb":%s,"gateway_kb":%s}\n' "$(rss_kb "${PID[ho
 # --- report ------------------------------------------------------------------------------
 {
     echo "machine: $(nproc) CPUs, $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), kernel $(uname -r)"
-    echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS ($MOCK_SCHED scheduling), load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); ${OHA_SECS}s per oha run; quick=$QUICK"
+    echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS and on CPU $MOCK_CPUS_UNDER_LOAD for hop and gateway at c=32 and 256 ($MOCK_SCHED scheduling), load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); ${OHA_SECS}s per oha run; quick=$QUICK"
     echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
     [[ "$GATEWAY_BIN" == "$BIN/ai-gateway" ]] || echo "gateway binary: $GATEWAY_BIN"
     echo "upstream: HTTP/$([[ "$UPSTREAM_HTTP2" == 1 ]] && echo 2 || echo 1.1) from hop and gateway to the mock; gateway config $GATEWAY_CONFIG"
