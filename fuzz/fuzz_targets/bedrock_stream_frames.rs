@@ -1,9 +1,10 @@
 //! Valid event-stream frames (correct CRCs) around fuzzed JSON payloads and event types, so the
 //! fuzzer gets past the framing into the translator's state machine. Checks the OpenAI stream
-//! invariants clients rely on.
+//! invariants clients rely on, and that the text-delta fast path agrees with the parser.
 #![no_main]
 
 use ai_gateway::bedrock::eventstream::{EventDecoder, encode_event, encode_exception};
+use ai_gateway::bedrock::stream::plain_text_delta;
 use ai_gateway::translate::response::ResponseMeta;
 use ai_gateway::translate::stream::StreamTranslator;
 use arbitrary::Arbitrary;
@@ -25,6 +26,17 @@ const EVENTS: [&str; 8] = [
 enum Frame {
     Event { kind: u8, payload: String },
     Exception { payload: String },
+    /// A `contentBlockDelta` in the compact shape Bedrock sends for text, around fuzzed text
+    /// (put in as it is: escapes and all) and padding.
+    TextDelta { index: u32, text: String, padding: Option<String> },
+}
+
+impl Frame {
+    fn text_delta_payload(&self) -> Option<String> {
+        let Frame::TextDelta { index, text, padding } = self else { return None };
+        let padding = padding.as_ref().map(|p| format!(r#","p":"{p}""#)).unwrap_or_default();
+        Some(format!(r#"{{"contentBlockIndex":{index},"delta":{{"text":"{text}"}}{padding}}}"#))
+    }
 }
 
 fuzz_target!(|frames: Vec<Frame>| {
@@ -35,6 +47,10 @@ fuzz_target!(|frames: Vec<Frame>| {
                 encode_event(EVENTS[usize::from(*kind) % EVENTS.len()], payload.as_bytes(), &mut wire)
             }
             Frame::Exception { payload } => encode_exception("throttlingException", payload.as_bytes(), &mut wire),
+            Frame::TextDelta { .. } => {
+                let payload = frame.text_delta_payload().unwrap_or_default();
+                encode_event("contentBlockDelta", payload.as_bytes(), &mut wire)
+            }
         }
     }
     let meta = ResponseMeta { id: "chatcmpl-fuzz", created: 1, model: "fuzz" };
@@ -77,6 +93,26 @@ fuzz_target!(|frames: Vec<Frame>| {
         }
     }
     assert!(roles <= 1, "role sent {roles} times");
+
+    // A text delta the fast path takes gives the chunk the parser gives for the same payload
+    // (a space added, which only the parser takes).
+    for frame in &frames {
+        let payload = match frame {
+            Frame::Event { payload, .. } => payload.clone(),
+            Frame::TextDelta { .. } => frame.text_delta_payload().unwrap_or_default(),
+            Frame::Exception { .. } => continue,
+        };
+        if plain_text_delta(payload.as_bytes()).is_none() {
+            continue;
+        }
+        let spaced = payload.replacen('{', "{ ", 1);
+        let (mut fast, mut parsed) = (BytesMut::new(), BytesMut::new());
+        let fast_result = StreamTranslator::new(&meta, false).on_event("contentBlockDelta", payload.as_bytes(), &mut fast);
+        let parsed_result =
+            StreamTranslator::new(&meta, false).on_event("contentBlockDelta", spaced.as_bytes(), &mut parsed);
+        assert!(fast_result.is_ok() && parsed_result.is_ok(), "a taken text delta failed to translate");
+        assert_eq!(fast, parsed, "the text-delta fast path and the parser disagree");
+    }
     let mut indices: Vec<u64> = tool_ids.keys().copied().collect();
     indices.sort_unstable();
     assert!(indices.iter().enumerate().all(|(i, &k)| k == i as u64), "tool call indices not dense: {indices:?}");
