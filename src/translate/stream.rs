@@ -2,9 +2,11 @@
 //! event-stream §6–§7).
 //!
 //! [`StreamTranslator`] holds the per-stream state of mapping §7.2 and appends zero or more
-//! `data: …\n\n` records to the caller's buffer for each upstream message. Payloads are parsed
-//! in a copy with the worker thread's simd-json buffers ([`json::parse_copy`]), so a steady
-//! stream allocates nothing per event and an idle one holds no parse buffers.
+//! `data: …\n\n` records to the caller's buffer for each upstream message. A text delta in the
+//! compact shape Bedrock sends goes into its chunk as it stands in the payload, without a parse
+//! ([`plain_text_delta`]); other payloads are parsed in a copy with the worker thread's
+//! simd-json buffers ([`json::parse_copy`]), so a steady stream allocates nothing per event and
+//! an idle one holds no parse buffers.
 
 use bytes::BytesMut;
 use serde::Deserialize;
