@@ -191,12 +191,10 @@ pub fn plain_text_delta(payload: &[u8]) -> Option<&[u8]> {
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     let (index, rest) = rest.split_at(digits);
     // JSON has no leading zeros, and the index is a u32.
-    if index.is_empty() || (index.len() > 1 && index[0] == b'0') {
+    if index.len() > 1 && index[0] == b'0' {
         return None;
     }
-    index
-        .iter()
-        .try_fold(0u32, |n, d| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))?;
+    std::str::from_utf8(index).ok()?.parse::<u32>().ok()?;
     let rest = rest.strip_prefix(br#","delta":{"text":""#)?;
     let mut i = 0;
     loop {
