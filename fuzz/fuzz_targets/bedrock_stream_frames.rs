@@ -31,12 +31,9 @@ enum Frame {
     TextDelta { index: u32, text: String, padding: Option<String> },
 }
 
-impl Frame {
-    fn text_delta_payload(&self) -> Option<String> {
-        let Frame::TextDelta { index, text, padding } = self else { return None };
-        let padding = padding.as_ref().map(|p| format!(r#","p":"{p}""#)).unwrap_or_default();
-        Some(format!(r#"{{"contentBlockIndex":{index},"delta":{{"text":"{text}"}}{padding}}}"#))
-    }
+fn text_delta_payload(index: u32, text: &str, padding: Option<&str>) -> String {
+    let padding = padding.map(|p| format!(r#","p":"{p}""#)).unwrap_or_default();
+    format!(r#"{{"contentBlockIndex":{index},"delta":{{"text":"{text}"}}{padding}}}"#)
 }
 
 fuzz_target!(|frames: Vec<Frame>| {
@@ -47,8 +44,8 @@ fuzz_target!(|frames: Vec<Frame>| {
                 encode_event(EVENTS[usize::from(*kind) % EVENTS.len()], payload.as_bytes(), &mut wire)
             }
             Frame::Exception { payload } => encode_exception("throttlingException", payload.as_bytes(), &mut wire),
-            Frame::TextDelta { .. } => {
-                let payload = frame.text_delta_payload().unwrap_or_default();
+            Frame::TextDelta { index, text, padding } => {
+                let payload = text_delta_payload(*index, text, padding.as_deref());
                 encode_event("contentBlockDelta", payload.as_bytes(), &mut wire)
             }
         }
@@ -99,7 +96,7 @@ fuzz_target!(|frames: Vec<Frame>| {
     for frame in &frames {
         let payload = match frame {
             Frame::Event { payload, .. } => payload.clone(),
-            Frame::TextDelta { .. } => frame.text_delta_payload().unwrap_or_default(),
+            Frame::TextDelta { index, text, padding } => text_delta_payload(*index, text, padding.as_deref()),
             Frame::Exception { .. } => continue,
         };
         if plain_text_delta(payload.as_bytes()).is_none() {
