@@ -2,9 +2,10 @@
 //!
 //! [`EventDecoder`] owns one `BytesMut`. Upstream body chunks are appended as they arrive;
 //! [`EventDecoder::next_message`] checks the next complete frame (reference: event-stream §2–§4)
-//! and returns a [`Message`] that borrows it, so decoding allocates and copies nothing. The
-//! prelude CRC and a size cap are checked as soon as 12 bytes are there, before the frame's
-//! length is trusted.
+//! and returns a [`Message`] that borrows it, so decoding allocates and copies nothing but the
+//! header section, kept (once per stream and event type, in practice) so that the next message
+//! with the same header bytes is not read again. The prelude CRC and a size cap are checked as
+//! soon as 12 bytes are there, before the frame's length is trusted.
 //!
 //! Decoding is done here rather than with aws-smithy-eventstream's `MessageFrameDecoder`
 //! because that decoder copies every header name, string value and the payload into fresh
@@ -68,6 +69,8 @@ pub struct EventDecoder {
     /// borrowed.
     consumed: usize,
     max_message_bytes: u32,
+    /// The header section read last.
+    last_headers: LastHeaders,
 }
 
 impl Default for EventDecoder {
@@ -84,6 +87,7 @@ impl EventDecoder {
             buf: BytesMut::new(),
             consumed: 0,
             max_message_bytes,
+            last_headers: LastHeaders::default(),
         }
     }
 
@@ -118,7 +122,8 @@ impl EventDecoder {
                 let (total, headers_len) = check_prelude(prelude, self.max_message_bytes)?;
                 if self.chunk.len() >= total {
                     self.consumed = total;
-                    return read_frame(&self.chunk[..total], headers_len).map(Some);
+                    let frame = &self.chunk[..total];
+                    return read_frame(frame, headers_len, Some(&mut self.last_headers)).map(Some);
                 }
             }
             // The chunk ends inside a message: keep its tail with what comes next.
@@ -134,7 +139,7 @@ impl EventDecoder {
             return Ok(None);
         }
         self.consumed = total;
-        read_frame(&self.buf[..total], headers_len).map(Some)
+        read_frame(&self.buf[..total], headers_len, Some(&mut self.last_headers)).map(Some)
     }
 
     /// Called when the upstream body ended: an error if a partial message is left over.
@@ -174,35 +179,99 @@ impl EventDecoder {
 }
 
 /// Decodes one whole message (prelude, headers, payload, CRC) from `frame`, which holds
-/// exactly that message; the caller has checked the prelude CRC and lengths.
-fn read_frame(frame: &[u8], headers_len: usize) -> Result<Message<'_>, DecodeError> {
+/// exactly that message; the caller has checked the prelude CRC and lengths. With `last`, a
+/// header section byte for byte the same as the one read before is not read again.
+fn read_frame<'b>(
+    frame: &'b [u8],
+    headers_len: usize,
+    last: Option<&'b mut LastHeaders>,
+) -> Result<Message<'b>, DecodeError> {
     let (body, crc) = frame.split_at(frame.len() - 4);
     if crc32fast::hash(body) != be32(crc, 0) {
         return Err(DecodeError::MessageChecksum);
     }
     let (headers, payload) = body[PRELUDE_BYTES..].split_at(headers_len);
-    let mut message = Message {
+    let known = match last {
+        Some(last) if last.section.as_bytes() == headers => last.known(),
+        Some(last) => {
+            let (known, spans, text) = read_headers(headers)?;
+            last.keep(text, spans);
+            known
+        }
+        None => read_headers(headers)?.0,
+    };
+    Ok(Message {
         headers,
         payload,
-        known: Known::default(),
-    };
+        known,
+    })
+}
+
+/// Checks every header of a section and finds the known ones (the first of a repeated name
+/// counts; the library keeps both) and where their values lie in it; with the section as
+/// text when it is UTF-8 throughout.
+fn read_headers(headers: &[u8]) -> Result<(Known<'_>, Spans, Option<&str>), DecodeError> {
+    let mut known = Known::default();
+    let mut spans = Spans::default();
     let mut cursor = HeaderCursor::new(headers);
     while !cursor.is_empty() {
         let (name, value) = cursor.next_header()?;
         if let HeaderValueRef::String(value) = value {
-            let slot = match name {
-                ":message-type" => &mut message.known.message_type,
-                ":event-type" => &mut message.known.event_type,
-                ":exception-type" => &mut message.known.exception_type,
-                ":error-code" => &mut message.known.error_code,
-                ":error-message" => &mut message.known.error_message,
+            let (slot, span) = match name {
+                ":message-type" => (&mut known.message_type, &mut spans[0]),
+                ":event-type" => (&mut known.event_type, &mut spans[1]),
+                ":exception-type" => (&mut known.exception_type, &mut spans[2]),
+                ":error-code" => (&mut known.error_code, &mut spans[3]),
+                ":error-message" => (&mut known.error_message, &mut spans[4]),
                 _ => continue,
             };
-            // Names may repeat (the library keeps both); the first one counts.
-            slot.get_or_insert(value);
+            if slot.is_none() {
+                *slot = Some(value);
+                // A string value is the last thing the cursor took.
+                *span = Some((cursor.at - value.len(), cursor.at));
+            }
         }
     }
-    Ok(message)
+    Ok((known, spans, cursor.text))
+}
+
+/// Where the values of the five [`Known`] headers lie in a header section, in field order.
+type Spans = [Option<(usize, usize)>; 5];
+
+/// The header section read last, kept with what was found in it: Bedrock sends the same
+/// three headers with every text delta, so a stream reads its sections once per event type.
+#[derive(Debug, Default)]
+struct LastHeaders {
+    /// The section, when it was valid and UTF-8 throughout (Bedrock's are ASCII); empty
+    /// otherwise, which matches only an empty section (with no known headers either).
+    section: String,
+    spans: Spans,
+}
+
+impl LastHeaders {
+    /// The largest section kept; larger ones are read every time.
+    const MAX_BYTES: usize = 512;
+
+    /// Keeps a section just read (`text`, when it is UTF-8) and the spans found in it.
+    fn keep(&mut self, text: Option<&str>, spans: Spans) {
+        self.section.clear();
+        self.spans = Spans::default();
+        if let Some(text) = text.filter(|text| text.len() <= Self::MAX_BYTES) {
+            self.section.push_str(text);
+            self.spans = spans;
+        }
+    }
+
+    fn known(&self) -> Known<'_> {
+        let value = |i: usize| self.spans[i].and_then(|(start, end)| self.section.get(start..end));
+        Known {
+            message_type: value(0),
+            event_type: value(1),
+            exception_type: value(2),
+            error_code: value(3),
+            error_message: value(4),
+        }
+    }
 }
 
 /// Decodes a whole message held in `frame`, checking both CRCs; bytes after it are an error.
@@ -214,7 +283,7 @@ pub fn read_message(frame: &[u8]) -> Result<Message<'_>, DecodeError> {
     if total != frame.len() {
         return Err(DecodeError::InvalidLength(be32(frame, 0)));
     }
-    read_frame(frame, headers_len)
+    read_frame(frame, headers_len, None)
 }
 
 /// Checks the 12-byte prelude (reference: event-stream §4) before its lengths are trusted and
@@ -619,6 +688,91 @@ mod tests {
         // Only the test's own handle is left: the decoder kept no reference to the chunk.
         assert!(chunk.is_unique());
         d.finish().unwrap();
+    }
+
+    /// A message with the given headers and payload, as the library writes it.
+    fn frame_with(headers: Vec<Header>, payload: &[u8]) -> Vec<u8> {
+        let mut message = OwnedMessage::new(Bytes::copy_from_slice(payload));
+        for header in headers {
+            message = message.add_header(header);
+        }
+        let mut out = Vec::new();
+        write(&message, &mut out);
+        out
+    }
+
+    #[test]
+    fn repeated_header_sections_read_as_when_read_alone() {
+        let event = |name: &str| {
+            let mut out = Vec::new();
+            encode_event(name, b"{}", &mut out);
+            out
+        };
+        let mut exception = Vec::new();
+        encode_exception("throttlingException", b"{}", &mut exception);
+        let binary = || {
+            frame_with(
+                vec![
+                    Header::new(":message-type", HeaderValue::String("event".into())),
+                    Header::new(":event-type", HeaderValue::String("aaaa".into())),
+                    Header::new("x-bin", HeaderValue::ByteArray(Bytes::from_static(&[0xff, 0]))),
+                ],
+                b"{}",
+            )
+        };
+        // Same-length sections that differ in one value, a section that is not UTF-8 (not
+        // kept), a message with no headers at all, and repeats of each.
+        let frames = [
+            event("aaaa"),
+            event("aaaa"),
+            event("bbbb"),
+            event("aaaa"),
+            exception.clone(),
+            exception,
+            binary(),
+            binary(),
+            frame_with(Vec::new(), b"{}"),
+            event("aaaa"),
+            frame_with(Vec::new(), b"{}"),
+        ];
+        let mut d = EventDecoder::default();
+        for (i, frame) in frames.iter().enumerate() {
+            d.push(frame);
+            let message = d.next_message().unwrap().unwrap();
+            let alone = read_message(frame).unwrap();
+            assert_eq!(message, alone, "frame {i}");
+            assert_eq!(classify(&message), classify(&alone), "frame {i}");
+        }
+        // The cases above, as classified.
+        let mut d = EventDecoder::default();
+        let mut kinds = Vec::new();
+        for frame in &frames {
+            d.push(frame);
+            let message = d.next_message().unwrap().unwrap();
+            kinds.push(match classify(&message) {
+                Ok(Frame::Event { event_type, .. }) => event_type.to_owned(),
+                Ok(Frame::Exception { exception_type, .. }) => exception_type.to_owned(),
+                Ok(Frame::Error { code, .. }) => format!("error {code}"),
+                Err(e) => e.to_string(),
+            });
+        }
+        let missing = DecodeError::MissingHeader(":message-type").to_string();
+        assert_eq!(
+            kinds,
+            [
+                "aaaa",
+                "aaaa",
+                "bbbb",
+                "aaaa",
+                "throttlingException",
+                "throttlingException",
+                "aaaa",
+                "aaaa",
+                &missing,
+                "aaaa",
+                &missing,
+            ]
+        );
     }
 
     #[test]
