@@ -148,6 +148,14 @@ pub fn write_str_contents<B: BufMut>(out: &mut B, s: &str) {
     out.put_slice(&bytes[start..]);
 }
 
+/// Whether `bytes` holds no byte that JSON requires escaped (`"`, `\\`, below 0x20). Written
+/// without an early exit so that it compiles to a vector loop.
+pub(crate) fn is_plain(bytes: &[u8]) -> bool {
+    !bytes
+        .iter()
+        .fold(false, |hit, &b| hit | (b < 0x20) | (b == b'"') | (b == b'\\'))
+}
+
 /// The index of the first byte at or after `from` that JSON requires escaped (`"`, `\\`,
 /// below 0x20), or `bytes.len()`.
 pub(crate) fn next_escape(bytes: &[u8], from: usize) -> usize {

@@ -1,10 +1,11 @@
 //! Valid event-stream frames (correct CRCs) around fuzzed JSON payloads and event types, so the
 //! fuzzer gets past the framing into the translator's state machine. Checks the OpenAI stream
-//! invariants clients rely on, and that the text-delta fast path agrees with the parser.
+//! invariants clients rely on, and that the text-delta and small-event shortcuts agree with the
+//! parser.
 #![no_main]
 
 use ai_gateway::bedrock::eventstream::{EventDecoder, encode_event, encode_exception};
-use ai_gateway::bedrock::stream::plain_text_delta;
+use ai_gateway::bedrock::stream::{EventType, plain_text_delta, small_event};
 use ai_gateway::translate::response::ResponseMeta;
 use ai_gateway::translate::stream::StreamTranslator;
 use arbitrary::Arbitrary;
@@ -29,6 +30,20 @@ enum Frame {
     /// A `contentBlockDelta` in the compact shape Bedrock sends for text, around fuzzed text
     /// (put in as it is: escapes and all) and padding.
     TextDelta { index: u32, text: String, padding: Option<String> },
+    /// One of the small events as a compact object of fuzzed members (values put in as they
+    /// are), the shape the small-event shortcut reads.
+    Flat { kind: u8, members: Vec<(u8, String)> },
+}
+
+/// The events the small-event shortcut reads.
+const SMALL: [&str; 3] = ["messageStart", "contentBlockStop", "messageStop"];
+/// Their members, and the padding.
+const KEYS: [&str; 4] = ["role", "contentBlockIndex", "stopReason", "p"];
+
+fn flat_payload(members: &[(u8, String)]) -> String {
+    let members: Vec<String> =
+        members.iter().map(|(key, value)| format!(r#""{}":{value}"#, KEYS[usize::from(*key) % KEYS.len()])).collect();
+    format!("{{{}}}", members.join(","))
 }
 
 fn text_delta_payload(index: u32, text: &str, padding: Option<&str>) -> String {
@@ -47,6 +62,9 @@ fuzz_target!(|frames: Vec<Frame>| {
             Frame::TextDelta { index, text, padding } => {
                 let payload = text_delta_payload(*index, text, padding.as_deref());
                 encode_event("contentBlockDelta", payload.as_bytes(), &mut wire)
+            }
+            Frame::Flat { kind, members } => {
+                encode_event(SMALL[usize::from(*kind) % SMALL.len()], flat_payload(members).as_bytes(), &mut wire)
             }
         }
     }
@@ -97,8 +115,27 @@ fuzz_target!(|frames: Vec<Frame>| {
         let payload = match frame {
             Frame::Event { payload, .. } => payload.clone(),
             Frame::TextDelta { index, text, padding } => text_delta_payload(*index, text, padding.as_deref()),
+            Frame::Flat { members, .. } => flat_payload(members),
             Frame::Exception { .. } => continue,
         };
+        // A small event the shortcut takes: the same result and chunk as the parser's, after a
+        // tool block opened at index 1.
+        for (name, kind) in SMALL.into_iter().zip([EventType::MessageStart, EventType::ContentBlockStop, EventType::MessageStop]) {
+            if small_event(kind, payload.as_bytes()).is_none() {
+                continue;
+            }
+            let run = |payload: &str| {
+                let mut translator = StreamTranslator::new(&meta, false);
+                let mut out = BytesMut::new();
+                let start = r#"{"contentBlockIndex":1,"start":{"toolUse":{"toolUseId":"t1","name":"f"}}}"#;
+                translator.on_event("contentBlockStart", start.as_bytes(), &mut out).expect("tool start");
+                let ok = translator.on_event(name, payload.as_bytes(), &mut out).is_ok();
+                (ok, out, translator.is_finished())
+            };
+            let (fast, parsed) = (run(&payload), run(&payload.replacen('{', "{ ", 1)));
+            assert!(fast.0, "a taken small event failed to translate");
+            assert_eq!(fast, parsed, "the small-event shortcut and the parser disagree");
+        }
         if plain_text_delta(payload.as_bytes()).is_none() {
             continue;
         }

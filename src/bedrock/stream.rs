@@ -188,14 +188,10 @@ pub fn plain_text_delta(payload: &[u8]) -> Option<&[u8]> {
         std::str::from_utf8(payload).ok()?;
     }
     let rest = payload.strip_prefix(br#"{"contentBlockIndex":"#)?;
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    let (index, rest) = rest.split_at(digits);
-    // JSON has no leading zeros, and the index is a u32.
-    if index.len() > 1 && index[0] == b'0' {
-        return None;
-    }
-    std::str::from_utf8(index).ok()?.parse::<u32>().ok()?;
-    let rest = rest.strip_prefix(br#","delta":{"text":""#)?;
+    // The index, a u32.
+    let mut at = 0;
+    small_uint(rest, &mut at)?;
+    let rest = rest[at..].strip_prefix(br#","delta":{"text":""#)?;
     let mut i = 0;
     loop {
         i = json::next_escape(rest, i);
@@ -214,7 +210,138 @@ pub fn plain_text_delta(payload: &[u8]) -> Option<&[u8]> {
         return Some(text);
     }
     let padding = tail.strip_prefix(br#","p":""#)?.strip_suffix(b"\"}")?;
-    (json::next_escape(padding, 0) == padding.len()).then_some(text)
+    json::is_plain(padding).then_some(text)
+}
+
+/// The events whose payloads are a few flat members, read without the parser by
+/// [`small_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmallEvent<'a> {
+    /// `messageStart` (its `role`, optional, is not used).
+    MessageStart,
+    /// `contentBlockStop`.
+    ContentBlockStop {
+        /// `contentBlockIndex`.
+        index: u32,
+    },
+    /// `messageStop`.
+    MessageStop {
+        /// `stopReason`.
+        stop_reason: &'a str,
+    },
+}
+
+/// A `messageStart`, `contentBlockStop` or `messageStop` payload read without the parser, when
+/// it is a compact object of plain members (see [`flat_members`]) that the event's type would
+/// deserialize from: each member it reads present once and of its type. `None` otherwise
+/// (another event, nested members, whitespace, escapes), and the payload is parsed in full,
+/// which reads the same members.
+///
+/// These are three of a text stream's five kinds of event, each a JSON parse of its own
+/// otherwise (benches/translate.rs, stream rows).
+pub fn small_event(kind: EventType, payload: &[u8]) -> Option<SmallEvent<'_>> {
+    let name: &[u8] = match kind {
+        EventType::MessageStart => b"role",
+        EventType::ContentBlockStop => b"contentBlockIndex",
+        EventType::MessageStop => b"stopReason",
+        _ => return None,
+    };
+    let mut found = None;
+    flat_members(payload, |key, value| {
+        if key == name {
+            // A repeated member is the deserializer's error to report.
+            if found.replace(value).is_some() {
+                return None;
+            }
+        }
+        Some(())
+    })?;
+    match (kind, found) {
+        (EventType::MessageStart, None | Some(FlatValue::Str(_))) => Some(SmallEvent::MessageStart),
+        (EventType::ContentBlockStop, Some(FlatValue::U32(index))) => {
+            Some(SmallEvent::ContentBlockStop { index })
+        }
+        (EventType::MessageStop, Some(FlatValue::Str(stop_reason))) => Some(SmallEvent::MessageStop {
+            stop_reason: std::str::from_utf8(stop_reason).ok()?,
+        }),
+        _ => None,
+    }
+}
+
+/// A member value [`flat_members`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlatValue<'a> {
+    /// A string without escapes (UTF-8, as the whole payload is).
+    Str(&'a [u8]),
+    /// An unsigned integer within `u32`.
+    U32(u32),
+}
+
+/// Calls `member` with each member of `payload`, in order, when it is a compact JSON object
+/// (no whitespace) whose values are all strings without escapes or unsigned integers within
+/// `u32`, as `{"p":"abcd","role":"assistant"}`. `None` for anything else, and when `member`
+/// returns `None`.
+fn flat_members<'a>(
+    bytes: &'a [u8],
+    mut member: impl FnMut(&'a [u8], FlatValue<'a>) -> Option<()>,
+) -> Option<()> {
+    if !bytes.is_ascii() {
+        std::str::from_utf8(bytes).ok()?;
+    }
+    if bytes.first() != Some(&b'{') {
+        return None;
+    }
+    let mut at = 1;
+    if bytes.get(at) == Some(&b'}') {
+        return (bytes.len() == 2).then_some(());
+    }
+    loop {
+        let key = plain_string(bytes, &mut at)?;
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
+        at += 1;
+        let value = match bytes.get(at)? {
+            b'"' => FlatValue::Str(plain_string(bytes, &mut at)?),
+            _ => FlatValue::U32(small_uint(bytes, &mut at)?),
+        };
+        member(key, value)?;
+        match bytes.get(at)? {
+            b',' => at += 1,
+            b'}' => return (at + 1 == bytes.len()).then_some(()),
+            _ => return None,
+        }
+    }
+}
+
+/// The string starting with the quote at `at`, when it has no escape and no control byte;
+/// `at` moves past its closing quote.
+fn plain_string<'a>(bytes: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    if bytes.get(*at) != Some(&b'"') {
+        return None;
+    }
+    let start = *at + 1;
+    let end = json::next_escape(bytes, start);
+    if bytes.get(end) != Some(&b'"') {
+        return None;
+    }
+    *at = end + 1;
+    bytes.get(start..end)
+}
+
+/// The unsigned integer at `at` (JSON spelling: no leading zero), when it fits in a `u32`; `at`
+/// moves past its digits. A fraction or exponent after them is left for the caller to refuse.
+fn small_uint(bytes: &[u8], at: &mut usize) -> Option<u32> {
+    let number = bytes.get(*at..)?;
+    let digits = number.iter().take_while(|b| b.is_ascii_digit()).count();
+    let number = &number[..digits];
+    if digits == 0 || (digits > 1 && number[0] == b'0') {
+        return None;
+    }
+    *at += digits;
+    number
+        .iter()
+        .try_fold(0u32, |n, d| n.checked_mul(10)?.checked_add(u32::from(d - b'0')))
 }
 
 #[cfg(test)]
@@ -325,5 +452,97 @@ mod tests {
         let usage = ev.usage.unwrap();
         assert_eq!((usage.input_tokens, usage.output_tokens), (20, 12));
         assert_eq!(usage.cache_write_input_tokens, 0);
+    }
+    #[test]
+    fn small_events_are_read_as_bedrock_sends_them() {
+        use EventType::{ContentBlockDelta, ContentBlockStop, MessageStart, MessageStop};
+        let accepted: [(EventType, &[u8], SmallEvent<'_>); 8] = [
+            (
+                MessageStart,
+                br#"{"p":"abcd","role":"assistant"}"#,
+                SmallEvent::MessageStart,
+            ),
+            (
+                MessageStart,
+                br#"{"role":"assistant","p":"abcd"}"#,
+                SmallEvent::MessageStart,
+            ),
+            (MessageStart, b"{}", SmallEvent::MessageStart),
+            (
+                ContentBlockStop,
+                br#"{"contentBlockIndex":3,"p":"ab"}"#,
+                SmallEvent::ContentBlockStop { index: 3 },
+            ),
+            (
+                ContentBlockStop,
+                br#"{"p":"","contentBlockIndex":4294967295}"#,
+                SmallEvent::ContentBlockStop { index: u32::MAX },
+            ),
+            (
+                MessageStop,
+                br#"{"p":"abcdefgh","stopReason":"end_turn"}"#,
+                SmallEvent::MessageStop {
+                    stop_reason: "end_turn",
+                },
+            ),
+            (
+                MessageStop,
+                br#"{"stopReason":"tool_use","n":12}"#,
+                SmallEvent::MessageStop {
+                    stop_reason: "tool_use",
+                },
+            ),
+            (
+                MessageStop,
+                "{\"stopReason\":\"caf\u{e9}\"}".as_bytes(),
+                SmallEvent::MessageStop {
+                    stop_reason: "caf\u{e9}",
+                },
+            ),
+        ];
+        for (kind, payload, event) in accepted {
+            assert_eq!(
+                small_event(kind, payload),
+                Some(event),
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+        let parsed_in_full: [(EventType, &[u8]); 20] = [
+            // What the deserializer refuses: a repeated or mistyped member, a missing one.
+            (MessageStart, br#"{"role":"assistant","role":"user"}"#),
+            (MessageStart, br#"{"role":1}"#),
+            (ContentBlockStop, b"{}"),
+            (ContentBlockStop, br#"{"contentBlockIndex":"3"}"#),
+            (ContentBlockStop, br#"{"contentBlockIndex":4294967296}"#),
+            (ContentBlockStop, br#"{"contentBlockIndex":-1}"#),
+            (MessageStop, br#"{"stopReason":"a","stopReason":"b"}"#),
+            // Not flat or not compact, escapes, numbers the shortcut does not read.
+            (MessageStart, br#"{"role":null}"#),
+            (ContentBlockStop, br#"{"contentBlockIndex":01}"#),
+            (ContentBlockStop, br#"{"contentBlockIndex":1.0}"#),
+            (ContentBlockStop, br#"{"contentBlockIndex":1e2}"#),
+            (MessageStop, br#"{"stopReason":"end\nturn"}"#),
+            (
+                MessageStop,
+                br#"{"stopReason":"x","additionalModelResponseFields":{"a":1}}"#,
+            ),
+            (MessageStop, br#"{ "stopReason":"x"}"#),
+            (MessageStop, br#"{"stopReason":"x"}x"#),
+            (MessageStop, br#"{"stopReason":"x",}"#),
+            (MessageStop, br#"{"stopReason":"x""#),
+            (MessageStop, b"{\"stopReason\":\"x\",\"p\":\"\x01\"}"),
+            (MessageStop, b"{\"stopReason\":\"x\",\"p\":\"\xff\"}"),
+            // Another event.
+            (ContentBlockDelta, br#"{"contentBlockIndex":0}"#),
+        ];
+        for (kind, payload) in parsed_in_full {
+            assert_eq!(
+                small_event(kind, payload),
+                None,
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
     }
 }

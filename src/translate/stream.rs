@@ -4,9 +4,10 @@
 //! [`StreamTranslator`] holds the per-stream state of mapping §7.2 and appends zero or more
 //! `data: …\n\n` records to the caller's buffer for each upstream message. A text delta in the
 //! compact shape Bedrock sends goes into its chunk as it stands in the payload, without a parse
-//! ([`plain_text_delta`]); other payloads are parsed in a copy with the worker thread's
-//! simd-json buffers ([`json::parse_copy`]), so a steady stream allocates nothing per event and
-//! an idle one holds no parse buffers.
+//! ([`plain_text_delta`]), and so are the few flat members of `messageStart`, `contentBlockStop`
+//! and `messageStop` read ([`small_event`]); other payloads are parsed in a copy with the worker
+//! thread's simd-json buffers ([`json::parse_copy`]), so a steady stream allocates nothing per
+//! event and an idle one holds no parse buffers.
 
 use bytes::BytesMut;
 use serde::Deserialize;
@@ -15,7 +16,7 @@ use simd_json::Deserializer;
 use crate::bedrock::eventstream::{self, Frame};
 use crate::bedrock::stream::{
     ContentBlockDeltaEvent, ContentBlockStartEvent, ContentBlockStopEvent, EventType, ExceptionEvent,
-    MessageStartEvent, MessageStopEvent, MetadataEvent, plain_text_delta,
+    MessageStartEvent, MessageStopEvent, MetadataEvent, SmallEvent, plain_text_delta, small_event,
 };
 use crate::error::{Error, classify_bedrock, write_error_object};
 use crate::json;
@@ -151,6 +152,9 @@ impl StreamTranslator {
             }
             return Ok(());
         }
+        if let Some(event) = small_event(kind, payload) {
+            return self.state.on_small(event, out);
+        }
         let malformed = |e: simd_json::Error| {
             Error::UpstreamProtocol(format!("malformed `{event_type}` event: {e}").into())
         };
@@ -235,9 +239,7 @@ impl State {
         match kind {
             EventType::MessageStart => {
                 MessageStartEvent::deserialize(&mut *payload).map_err(malformed)?;
-                if !state.stopped {
-                    state.ensure_role(out);
-                }
+                return state.on_small(SmallEvent::MessageStart, out);
             }
             EventType::ContentBlockStart => {
                 let event = ContentBlockStartEvent::deserialize(&mut *payload).map_err(malformed)?;
@@ -317,31 +319,13 @@ impl State {
             }
             EventType::ContentBlockStop => {
                 let event = ContentBlockStopEvent::deserialize(&mut *payload).map_err(malformed)?;
-                if let Some(position) = state.tool_position(event.content_block_index)
-                    && !state.stopped
-                    && !state.tools[position].args_sent
-                {
-                    // A tool without arguments may stream no fragment at all; clients must
-                    // still get a JSON object, not "".
-                    state.arguments(out, position, "{}");
-                }
+                let index = event.content_block_index;
+                return state.on_small(SmallEvent::ContentBlockStop { index }, out);
             }
             EventType::MessageStop => {
                 let event = MessageStopEvent::deserialize(&mut *payload).map_err(malformed)?;
-                if state.stopped {
-                    return Ok(());
-                }
-                match finish_reason(event.stop_reason, state.calls > 0) {
-                    Ok(reason) => {
-                        state.ensure_role(out);
-                        state.chunks.finish(out, state.shape.call_finish_reason(reason));
-                        state.stopped = true;
-                    }
-                    Err(code) => {
-                        let err = Error::MalformedModelOutput(code);
-                        state.error_record(out, &err.to_string(), err.openai_type(), None, err.code());
-                    }
-                }
+                let stop_reason = event.stop_reason;
+                return state.on_small(SmallEvent::MessageStop { stop_reason }, out);
             }
             EventType::Metadata => {
                 let event = MetadataEvent::deserialize(&mut *payload).map_err(malformed)?;
@@ -353,6 +337,45 @@ impl State {
                 }
             }
             EventType::Unknown => {}
+        }
+        Ok(())
+    }
+
+    /// One of the events read by [`small_event`] or the parser alike.
+    fn on_small(&mut self, event: SmallEvent<'_>, out: &mut BytesMut) -> Result<(), Error> {
+        let state = self;
+        match event {
+            SmallEvent::MessageStart => {
+                if !state.stopped {
+                    state.ensure_role(out);
+                }
+            }
+            SmallEvent::ContentBlockStop { index } => {
+                if let Some(position) = state.tool_position(index)
+                    && !state.stopped
+                    && !state.tools[position].args_sent
+                {
+                    // A tool without arguments may stream no fragment at all; clients must
+                    // still get a JSON object, not "".
+                    state.arguments(out, position, "{}");
+                }
+            }
+            SmallEvent::MessageStop { stop_reason } => {
+                if state.stopped {
+                    return Ok(());
+                }
+                match finish_reason(stop_reason, state.calls > 0) {
+                    Ok(reason) => {
+                        state.ensure_role(out);
+                        state.chunks.finish(out, state.shape.call_finish_reason(reason));
+                        state.stopped = true;
+                    }
+                    Err(code) => {
+                        let err = Error::MalformedModelOutput(code);
+                        state.error_record(out, &err.to_string(), err.openai_type(), None, err.code());
+                    }
+                }
+            }
         }
         Ok(())
     }

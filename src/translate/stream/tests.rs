@@ -696,3 +696,50 @@ proptest::proptest! {
         }
     }
 }
+
+/// A JSON value for a member of a small event's payload: what Bedrock sends and what the
+/// shortcut must leave to the parser.
+fn member_value() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::strategy::Strategy as _;
+    proptest::prop_oneof![
+        "[a-z_]{0,8}".prop_map(|s| format!(r#""{s}""#)),
+        r#""[a-z\\\u{1}"\u{e9}]{0,4}""#,
+        "0|[1-9][0-9]{0,10}|0[0-9]|-1|1\\.5|1e3",
+        "null|true|\\{\\}|\\[\\]|\\{\"a\":1\\}",
+    ]
+}
+
+proptest::proptest! {
+    /// Whatever the small-event shortcut accepts, the parser reads alike: the same payload with
+    /// one space added (which only the parser takes) gives the same result and chunk bytes,
+    /// after a stream with a tool block open at index 1.
+    #[test]
+    fn small_event_shortcut_writes_what_the_parser_writes(
+        members in proptest::collection::vec(
+            (proptest::prop_oneof!["role", "stopReason", "contentBlockIndex", "p"], member_value()),
+            0..4,
+        ),
+    ) {
+        let body: Vec<String> = members.iter().map(|(k, v)| format!(r#""{k}":{v}"#)).collect();
+        let payload = format!("{{{}}}", body.join(","));
+        let spaced = payload.replacen('{', "{ ", 1);
+        for (name, kind) in [
+            ("messageStart", EventType::MessageStart),
+            ("contentBlockStop", EventType::ContentBlockStop),
+            ("messageStop", EventType::MessageStop),
+        ] {
+            let run = |payload: &str| {
+                let mut t = mk_translator(false);
+                feed_owned(&mut t, &[tool_start(1, "t1", "get_time")]);
+                let mut out = BytesMut::new();
+                let ok = t.on_event(name, payload.as_bytes(), &mut out).is_ok();
+                (ok, out, t.is_finished())
+            };
+            if small_event(kind, payload.as_bytes()).is_some() {
+                let (fast, parsed) = (run(&payload), run(&spaced));
+                proptest::prop_assert!(fast.0, "{}", payload);
+                proptest::prop_assert_eq!(fast, parsed, "{}", payload);
+            }
+        }
+    }
+}
