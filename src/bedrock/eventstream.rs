@@ -3,9 +3,9 @@
 //! [`EventDecoder`] owns one `BytesMut`. Upstream body chunks are appended as they arrive;
 //! [`EventDecoder::next_message`] checks the next complete frame (reference: event-stream §2–§4)
 //! and returns a [`Message`] that borrows it, so decoding allocates and copies nothing but the
-//! header section, kept (once per stream and event type, in practice) so that the next message
-//! with the same header bytes is not read again. The prelude CRC and a size cap are checked as
-//! soon as 12 bytes are there, before the frame's length is trusted.
+//! header section, kept (each time the event type changes, in practice) so that the next
+//! message with the same header bytes is not read again. The prelude CRC and a size cap are
+//! checked as soon as 12 bytes are there, before the frame's length is trusted.
 //!
 //! Decoding is done here rather than with aws-smithy-eventstream's `MessageFrameDecoder`
 //! because that decoder copies every header name, string value and the payload into fresh
@@ -58,7 +58,7 @@ pub enum DecodeError {
 /// lies: Bedrock sends about one message per read, so a steady stream is decoded without a
 /// copy. Only a partial message is copied, with the chunks after it, into the decoder's own
 /// buffer, which is freed again once emptied, so a stream waiting between two events holds no
-/// buffer at all.
+/// frame buffer, only the copy of the last header section (about 100 bytes for Bedrock's).
 #[derive(Debug)]
 pub struct EventDecoder {
     /// The chunk being read in place (empty when `buf` is in use).
@@ -239,7 +239,8 @@ fn read_headers(headers: &[u8]) -> Result<(Known<'_>, Spans, Option<&str>), Deco
 type Spans = [Option<(usize, usize)>; 5];
 
 /// The header section read last, kept with what was found in it: Bedrock sends the same
-/// three headers with every text delta, so a stream reads its sections once per event type.
+/// three headers with every text delta, so a stream reads a section again only when the event
+/// type changes.
 #[derive(Debug, Default)]
 struct LastHeaders {
     /// The section, when it was valid and UTF-8 throughout (Bedrock's are ASCII); empty
