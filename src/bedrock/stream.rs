@@ -238,7 +238,7 @@ pub enum SmallEvent<'a> {
 /// which reads the same members.
 ///
 /// These are three of a text stream's five kinds of event, each a JSON parse of its own
-/// otherwise (benches/translate.rs, stream rows).
+/// otherwise (loadtest/README.md, "Repeated header sections and small events").
 pub fn small_event(kind: EventType, payload: &[u8]) -> Option<SmallEvent<'_>> {
     let name: &[u8] = match kind {
         EventType::MessageStart => b"role",
@@ -270,7 +270,7 @@ pub fn small_event(kind: EventType, payload: &[u8]) -> Option<SmallEvent<'_>> {
 
 /// A member value [`flat_members`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlatValue<'a> {
+enum FlatValue<'a> {
     /// A string without escapes (UTF-8, as the whole payload is).
     Str(&'a [u8]),
     /// An unsigned integer within `u32`.
