@@ -453,6 +453,7 @@ mod tests {
         assert_eq!((usage.input_tokens, usage.output_tokens), (20, 12));
         assert_eq!(usage.cache_write_input_tokens, 0);
     }
+
     #[test]
     fn small_events_are_read_as_bedrock_sends_them() {
         use EventType::{ContentBlockDelta, ContentBlockStop, MessageStart, MessageStop};

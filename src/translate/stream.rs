@@ -153,7 +153,8 @@ impl StreamTranslator {
             return Ok(());
         }
         if let Some(event) = small_event(kind, payload) {
-            return self.state.on_small(event, out);
+            self.state.on_small(event, out);
+            return Ok(());
         }
         let malformed = |e: simd_json::Error| {
             Error::UpstreamProtocol(format!("malformed `{event_type}` event: {e}").into())
@@ -239,7 +240,7 @@ impl State {
         match kind {
             EventType::MessageStart => {
                 MessageStartEvent::deserialize(&mut *payload).map_err(malformed)?;
-                return state.on_small(SmallEvent::MessageStart, out);
+                state.on_small(SmallEvent::MessageStart, out);
             }
             EventType::ContentBlockStart => {
                 let event = ContentBlockStartEvent::deserialize(&mut *payload).map_err(malformed)?;
@@ -320,12 +321,12 @@ impl State {
             EventType::ContentBlockStop => {
                 let event = ContentBlockStopEvent::deserialize(&mut *payload).map_err(malformed)?;
                 let index = event.content_block_index;
-                return state.on_small(SmallEvent::ContentBlockStop { index }, out);
+                state.on_small(SmallEvent::ContentBlockStop { index }, out);
             }
             EventType::MessageStop => {
                 let event = MessageStopEvent::deserialize(&mut *payload).map_err(malformed)?;
                 let stop_reason = event.stop_reason;
-                return state.on_small(SmallEvent::MessageStop { stop_reason }, out);
+                state.on_small(SmallEvent::MessageStop { stop_reason }, out);
             }
             EventType::Metadata => {
                 let event = MetadataEvent::deserialize(&mut *payload).map_err(malformed)?;
@@ -342,7 +343,7 @@ impl State {
     }
 
     /// One of the events read by [`small_event`] or the parser alike.
-    fn on_small(&mut self, event: SmallEvent<'_>, out: &mut BytesMut) -> Result<(), Error> {
+    fn on_small(&mut self, event: SmallEvent<'_>, out: &mut BytesMut) {
         let state = self;
         match event {
             SmallEvent::MessageStart => {
@@ -360,24 +361,19 @@ impl State {
                     state.arguments(out, position, "{}");
                 }
             }
-            SmallEvent::MessageStop { stop_reason } => {
-                if state.stopped {
-                    return Ok(());
+            SmallEvent::MessageStop { .. } if state.stopped => {}
+            SmallEvent::MessageStop { stop_reason } => match finish_reason(stop_reason, state.calls > 0) {
+                Ok(reason) => {
+                    state.ensure_role(out);
+                    state.chunks.finish(out, state.shape.call_finish_reason(reason));
+                    state.stopped = true;
                 }
-                match finish_reason(stop_reason, state.calls > 0) {
-                    Ok(reason) => {
-                        state.ensure_role(out);
-                        state.chunks.finish(out, state.shape.call_finish_reason(reason));
-                        state.stopped = true;
-                    }
-                    Err(code) => {
-                        let err = Error::MalformedModelOutput(code);
-                        state.error_record(out, &err.to_string(), err.openai_type(), None, err.code());
-                    }
+                Err(code) => {
+                    let err = Error::MalformedModelOutput(code);
+                    state.error_record(out, &err.to_string(), err.openai_type(), None, err.code());
                 }
-            }
+            },
         }
-        Ok(())
     }
 
     fn ensure_role(&mut self, out: &mut BytesMut) {
