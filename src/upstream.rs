@@ -211,25 +211,38 @@ impl Upstream {
             .await
             .map_err(|e| Error::Sign(e.to_string().into()))?;
         let sent = async {
-            let Some(pool) = &self.http2 else {
-                return Ok(self.http1.send(request).await?.map(Either::Left));
-            };
-            let (mut parts, full) = request.into_parts();
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-            match pool.send(Request::from_parts(parts, ()), body).await? {
-                http2::Sent::Response(response) => Ok(response.map(Either::Right)),
-                http2::Sent::Http1Only(request) => {
-                    let (parts, ()) = request.into_parts();
-                    let response = self.http1.send(Request::from_parts(parts, full)).await?;
-                    Ok(response.map(Either::Left))
-                }
+            match &self.http2 {
+                None => Ok(self.http1.send(request).await?.map(Either::Left)),
+                // Boxed: the HTTP/2 path's state would otherwise widen this future, and every
+                // future that awaits it, by a kilobyte that each request copies level by
+                // level.
+                Some(pool) => Box::pin(self.send_http2(pool, request, body)).await,
             }
         };
         match tokio::time::timeout(self.response_headers, sent).await {
             Ok(result) => result,
             Err(_) => Err(Error::UpstreamTimeout(TimeoutKind::ResponseHeaders)),
+        }
+    }
+
+    /// Sends over the HTTP/2 pool, or over HTTP/1.1 when the host turns out not to speak it.
+    async fn send_http2(
+        &self,
+        pool: &http2::Pool,
+        request: Request<Full<Bytes>>,
+        body: Bytes,
+    ) -> Result<Response<UpstreamBody>, Error> {
+        let (mut parts, full) = request.into_parts();
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        match pool.send(Request::from_parts(parts, ()), body).await? {
+            http2::Sent::Response(response) => Ok(response.map(Either::Right)),
+            http2::Sent::Http1Only(request) => {
+                let (parts, ()) = request.into_parts();
+                let response = self.http1.send(Request::from_parts(parts, full)).await?;
+                Ok(response.map(Either::Left))
+            }
         }
     }
 
