@@ -287,16 +287,18 @@ pub fn sign_request<B>(
     if req.uri().host().is_none() {
         return Err(SignError::InvalidRequest("the request URI has no host"));
     }
-    let headers = req.headers_mut();
-    headers.remove(header::AUTHORIZATION);
-    headers.remove(X_AMZ_DATE);
-    headers.remove(X_AMZ_SECURITY_TOKEN);
+    // Both paths read only `host` and `content-type` from the request and replace the headers
+    // they set, so signing again replaces an earlier signature.
     match direct::sign(req, body, credentials, region, time) {
         Some(signed) => {
             signed.apply(req.headers_mut());
             Ok(())
         }
-        None => sign_with_aws_sigv4(req, body, credentials, region, time),
+        None => {
+            // It sets the token only for credentials that have one.
+            req.headers_mut().remove(X_AMZ_SECURITY_TOKEN);
+            sign_with_aws_sigv4(req, body, credentials, region, time)
+        }
     }
 }
 
@@ -383,11 +385,17 @@ mod direct {
     }
 
     impl Signed {
+        /// Sets the signature's headers, replacing any from an earlier signing.
         pub(super) fn apply(self, headers: &mut HeaderMap) {
             headers.insert(X_AMZ_DATE, self.date);
             headers.insert(header::AUTHORIZATION, self.authorization);
-            if let Some(token) = self.token {
-                headers.insert(X_AMZ_SECURITY_TOKEN, token);
+            match self.token {
+                Some(token) => {
+                    headers.insert(X_AMZ_SECURITY_TOKEN, token);
+                }
+                None => {
+                    headers.remove(X_AMZ_SECURITY_TOKEN);
+                }
             }
         }
     }
@@ -929,6 +937,26 @@ mod tests {
                 .unwrap()
                 .contains("SignedHeaders=content-type;host;x-amz-date,")
         );
+        // On both paths (a query string takes aws-sigv4's), with and without a session token,
+        // the second signature is what a first signing of the same request gives.
+        let query = "https://bedrock-runtime.us-west-2.amazonaws.com/model/m/converse?x=1";
+        for (uri, first, second) in [
+            (uri, Some(TOKEN), None),
+            (uri, None, Some(TOKEN)),
+            (query, Some(TOKEN), None),
+            (query, None, Some(TOKEN)),
+        ] {
+            let mut fresh = mk_request(uri);
+            sign_request(&mut fresh, BODY, &mk_creds(second), "us-west-2", mk_time()).unwrap();
+            let mut resigned = mk_request(uri);
+            sign_request(&mut resigned, BODY, &mk_creds(first), "us-west-2", mk_time()).unwrap();
+            sign_request(&mut resigned, BODY, &mk_creds(second), "us-west-2", mk_time()).unwrap();
+            for name in ["authorization", "x-amz-date", "x-amz-security-token"] {
+                assert_eq!(header(&resigned, name), header(&fresh, name), "{uri} {name}");
+                let count = resigned.headers().get_all(name).iter().count();
+                assert_eq!(count, usize::from(header(&fresh, name).is_some()), "{uri} {name}");
+            }
+        }
     }
 
     #[test]
