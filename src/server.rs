@@ -22,7 +22,8 @@ use crate::service::Gateway;
 use crate::upstream::Upstream;
 use crate::upstream::sigv4::{BearerToken, UpstreamAuth};
 
-/// The client's address, attached to every request as an extension.
+/// The client's address, attached as an extension to the requests that need it (the session
+/// exchange, for its audit event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 

@@ -7,6 +7,7 @@ pub mod models;
 pub mod ops;
 pub mod passthrough;
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -87,8 +88,9 @@ impl Gateway {
         &self.shared
     }
 
-    /// Handles one request. Never fails: errors become OpenAI error responses here.
-    pub async fn handle(&self, mut request: Request<Incoming>) -> Response<ResponseBody> {
+    /// Handles one request from `client`. Never fails: errors become OpenAI error responses
+    /// here.
+    pub async fn handle(&self, mut request: Request<Incoming>, client: SocketAddr) -> Response<ResponseBody> {
         let started = std::time::Instant::now();
         let _in_flight = self.shared.metrics.request_in_flight();
         let request_id = request_id(&request);
@@ -98,14 +100,17 @@ impl Gateway {
         let path = uri.path();
         let security = &self.shared.security;
         let record = security.audit.as_ref().map(|audit| {
-            let client = request.extensions().get::<ClientAddr>().map(|c| c.0);
-            let record = audit.request(&request_id, &method, path, client);
+            let record = audit.request(&request_id, &method, path, Some(client));
             request.extensions_mut().insert(record.clone());
             record
         });
         let mut principal = None;
         let (result, rate) = match access(path) {
-            Access::Public | Access::SessionExchange => {
+            Access::Public => (self.dispatch(request, &request_id, started).await, None),
+            Access::SessionExchange => {
+                // Its audit event names the client; other requests do not carry it, which
+                // spares each an extension map.
+                request.extensions_mut().insert(ClientAddr(client));
                 (self.dispatch(request, &request_id, started).await, None)
             }
             access => {

@@ -164,6 +164,12 @@ async fn every_request_and_auth_event_is_one_chained_line_without_secrets() {
     assert_eq!(auth[0]["event"], "session_opened");
     assert_eq!(auth[0]["key"], "bob");
     assert_eq!(auth[1]["event"], "totp_replayed");
+    for event in &auth {
+        assert!(
+            event["client"].as_str().unwrap().starts_with("127.0.0.1:"),
+            "{event}"
+        );
+    }
 
     let verified =
         audit::verify_file(&log_path, Some(audit::GENESIS), &audit::LineHasher::unkeyed()).unwrap();

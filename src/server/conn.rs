@@ -27,7 +27,6 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_rustls::TlsAcceptor;
 
-use super::ClientAddr;
 use super::tls::Tls;
 use crate::body::ResponseBody;
 use crate::service::Gateway;
@@ -79,12 +78,11 @@ where
     let service = {
         let gateway = cx.gateway.clone();
         let activity = Arc::clone(&activity);
-        service_fn(move |mut request: Request<Incoming>| {
+        service_fn(move |request: Request<Incoming>| {
             let gateway = gateway.clone();
             let in_flight = InFlight::start(&activity);
-            request.extensions_mut().insert(ClientAddr(peer));
             async move {
-                let response = gateway.handle(request).await;
+                let response = gateway.handle(request, peer).await;
                 Ok::<_, Infallible>(response.map(|body| TrackedBody {
                     body,
                     _in_flight: in_flight,
