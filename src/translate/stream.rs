@@ -344,33 +344,32 @@ impl State {
 
     /// One of the events read by [`small_event`] or the parser alike.
     fn on_small(&mut self, event: SmallEvent<'_>, out: &mut BytesMut) {
-        let state = self;
         match event {
             SmallEvent::MessageStart => {
-                if !state.stopped {
-                    state.ensure_role(out);
+                if !self.stopped {
+                    self.ensure_role(out);
                 }
             }
             SmallEvent::ContentBlockStop { index } => {
-                if let Some(position) = state.tool_position(index)
-                    && !state.stopped
-                    && !state.tools[position].args_sent
+                if let Some(position) = self.tool_position(index)
+                    && !self.stopped
+                    && !self.tools[position].args_sent
                 {
                     // A tool without arguments may stream no fragment at all; clients must
                     // still get a JSON object, not "".
-                    state.arguments(out, position, "{}");
+                    self.arguments(out, position, "{}");
                 }
             }
-            SmallEvent::MessageStop { .. } if state.stopped => {}
-            SmallEvent::MessageStop { stop_reason } => match finish_reason(stop_reason, state.calls > 0) {
+            SmallEvent::MessageStop { .. } if self.stopped => {}
+            SmallEvent::MessageStop { stop_reason } => match finish_reason(stop_reason, self.calls > 0) {
                 Ok(reason) => {
-                    state.ensure_role(out);
-                    state.chunks.finish(out, state.shape.call_finish_reason(reason));
-                    state.stopped = true;
+                    self.ensure_role(out);
+                    self.chunks.finish(out, self.shape.call_finish_reason(reason));
+                    self.stopped = true;
                 }
                 Err(code) => {
                     let err = Error::MalformedModelOutput(code);
-                    state.error_record(out, &err.to_string(), err.openai_type(), None, err.code());
+                    self.error_record(out, &err.to_string(), err.openai_type(), None, err.code());
                 }
             },
         }
