@@ -4,6 +4,8 @@ the bare hop and the gateway, the gateway's ratio to the hop and to direct, and 
 of the performance budget (loadtest/README.md) where one applies. Standard library only."""
 
 import json
+import math
+import statistics
 import sys
 
 
@@ -36,6 +38,42 @@ def ratio(a, b):
     if a is None or b in (None, 0):
         return None
     return a / b
+
+
+def group(rows, key):
+    """The rows under each key, in run order: one per interleaved round."""
+    out = {}
+    for r in rows:
+        out.setdefault(key(r), []).append(r)
+    return out
+
+
+def percentile(sorted_values, p):
+    """The probe's own percentile: the value at rank p/100 * (n - 1), rounded half up."""
+    if not sorted_values:
+        return 0
+    rank = int(math.floor(p / 100 * (len(sorted_values) - 1) + 0.5))
+    return sorted_values[min(rank, len(sorted_values) - 1)]
+
+
+def pool_probe(results):
+    """One probe figure from the rounds of one target: every stream's TTFC, gap and total
+    pooled before the percentiles are taken (rounds run without --samples are summarised by
+    their first round)."""
+    if len(results) == 1 or not all("ttfc_us" in r for r in results):
+        return results[0]
+    pooled = dict(results[0])
+    for key in ("ok", "records", "deltas", "stalls_over_30ms"):
+        pooled[key] = sum(r.get(key, 0) for r in results)
+    pooled["errors"] = -1 if any(r.get("errors", 0) < 0 for r in results) else sum(r["errors"] for r in results)
+    reads = sum(r.get("reads_with_records", 0) for r in results)
+    pooled["records_per_read"] = pooled["records"] / reads if reads else 0.0
+    for name in ("ttfc", "gap", "total"):
+        values = sorted(v for r in results for v in r[f"{name}_us"])
+        for p in (50, 90, 99):
+            pooled[f"{name}_p{p}_us"] = percentile(values, p)
+        pooled[f"{name}_max_us"] = values[-1] if values else 0
+    return pooled
 
 
 class Table:
@@ -81,9 +119,15 @@ class Table:
 def main(path):
     rows = load(path)
     runs = [r for r in rows if r["kind"] == "oha"]
-    oha = {(r["target"], r["mode"], r["c"]): r for r in runs if not r.get("rate")}
-    fixed = {(r["target"], r["mode"]): r for r in runs if r.get("rate")}
-    probes = {(r["target"], r["result"].get("label")): r["result"] for r in rows if r["kind"] == "probe"}
+    # Each figure pools its target's interleaved rounds (one round in older results).
+    oha = group((r for r in runs if not r.get("rate")), lambda r: (r["target"], r["mode"], r["c"]))
+    fixed = group((r for r in runs if r.get("rate")), lambda r: (r["target"], r["mode"]))
+    probes = {
+        key: pool_probe([r["result"] for r in results])
+        for key, results in group(
+            (r for r in rows if r["kind"] == "probe"), lambda r: (r["target"], r["result"].get("label"))
+        ).items()
+    }
     memory = {(r["test"], r["target"], r["streams"]): r for r in rows if r["kind"] == "memory"}
     idle = next((r for r in rows if r["kind"] == "idle"), {})
     idle_fresh = next((r for r in rows if r["kind"] == "idle_fresh"), {})
@@ -95,33 +139,53 @@ def main(path):
         verdicts.append((name, ok))
         return ok
 
-    def requests(r):
-        return sum(r["oha"].get("statusCodeDistribution", {}).values())
+    # Every helper below takes the rounds of one figure and pools them.
+    def requests(rs):
+        return sum(sum(r["oha"].get("statusCodeDistribution", {}).values()) for r in rs)
 
-    def errors(r):
-        o = r["oha"]
-        bad = sum(v for k, v in o.get("statusCodeDistribution", {}).items() if not k.startswith("2"))
-        # oha aborts the requests in flight at the deadline; those are not failures.
-        bad += sum(v for k, v in o.get("errorDistribution", {}).items() if "deadline" not in k)
+    def errors(rs):
+        bad = 0
+        for r in rs:
+            o = r["oha"]
+            bad += sum(v for k, v in o.get("statusCodeDistribution", {}).items() if not k.startswith("2"))
+            # oha aborts the requests in flight at the deadline; those are not failures.
+            bad += sum(v for k, v in o.get("errorDistribution", {}).items() if "deadline" not in k)
         return bad
 
     server_of = {"direct": "mock", "hop": "hop", "gateway": "gateway"}
 
-    def cpu_us(r):
-        n = requests(r)
-        ticks = r["cpu_ticks"][server_of[r["target"]]]
-        return None if n == 0 else ticks / r["clk_tck"] / n * 1e6
+    def secs(rs):
+        return sum(r["oha"]["summary"].get("total") or 0 for r in rs)
 
-    def busy(r):
-        # The server's CPU time over the run's length, in one CPU: near 100 % means the server
+    def ticks(rs):
+        return sum(r["cpu_ticks"][server_of[r["target"]]] / r["clk_tck"] for r in rs)
+
+    def throughput(rs):
+        # oha's requests per second of each round, weighted by the round's length.
+        total = secs(rs)
+        return None if not total else sum(r["oha"]["summary"]["requestsPerSec"] * r["oha"]["summary"]["total"] for r in rs) / total
+
+    def cpu_us(rs):
+        n = requests(rs)
+        return None if n == 0 else ticks(rs) / n * 1e6
+
+    def busy(rs):
+        # The server's CPU time over the runs' length, in one CPU: near 100 % means the server
         # was the limit, not the load generator or the mock.
-        secs = r["oha"]["summary"].get("total")
-        ticks = r["cpu_ticks"][server_of[r["target"]]]
-        return None if not secs else ticks / r["clk_tck"] / secs * 100
+        total = secs(rs)
+        return None if not total else ticks(rs) / total * 100
 
-    def pct(r, p):
-        v = r["oha"].get("latencyPercentiles", {}).get(p)
-        return None if v is None else v * 1e6
+    def pct(rs, p):
+        # Latency percentiles are not poolable from oha's summaries: the median of the rounds'.
+        values = [r["oha"].get("latencyPercentiles", {}).get(p) for r in rs]
+        values = [v for v in values if v is not None]
+        return None if not values else statistics.median(values) * 1e6
+
+    def cpu_ratio_by_round(hs, gs):
+        # The gateway's CPU per request over the hop's, round by round: how far the machine
+        # moved the ratio within this run.
+        pairs = [ratio(cpu_us([g]), cpu_us([h])) for h, g in zip(hs, gs)]
+        return " / ".join("-" if p is None else f"{p:.2f}" for p in pairs)
 
     for mode in ("nonstream", "stream"):
         t.section(f"oha, {mode}: throughput and latency")
@@ -129,7 +193,7 @@ def main(path):
             d, h, g = (oha.get((x, mode, c)) for x in ("direct", "hop", "gateway"))
             if not (d and h and g):
                 continue
-            rps = [x["oha"]["summary"]["requestsPerSec"] for x in (d, h, g)]
+            rps = [throughput(x) for x in (d, h, g)]
             goal, ok = "", None
             if mode == "nonstream" and c in (32, 256):
                 goal = ">= 0.8x hop (aim 0.9)"
@@ -153,15 +217,17 @@ def main(path):
                 ok = check(f"{mode} CPU/request c={c}", cpu[2] <= 1.3 * cpu[1])
             t.row(f"c={c} server CPU per request", *cpu, unit=" us", goal=goal, ok=ok)
             if c in (32, 256):
+                if len(g) > 1:
+                    t.row(f"c={c} CPU gw/hop by round", None, None, cpu_ratio_by_round(h, g), ratios=False)
                 t.row(f"c={c} server CPU busy", *(busy(x) for x in (d, h, g)), unit=" %", ratios=False)
 
     for mode in ("nonstream", "stream"):
         d, h, g = (fixed.get((x, mode)) for x in ("direct", "hop", "gateway"))
         if not (d and h and g):
             continue
-        rate = g["rate"]
+        rate = g[0]["rate"]
         t.section(f"oha, {mode} at a fixed {rate:,} req/s, c=32: the same load on every server")
-        rps = [x["oha"]["summary"]["requestsPerSec"] for x in (d, h, g)]
+        rps = [throughput(x) for x in (d, h, g)]
         # A server that cannot keep up with the rate is not at the same load: no verdict then.
         held = all(x >= 0.95 * rate for x in rps)
         t.row("req/s", *rps, ratios=False, goal=f">= 95 % of {rate:,}", ok=held)
@@ -170,6 +236,8 @@ def main(path):
         cpu = [cpu_us(x) for x in (d, h, g)]
         t.row("server CPU per request", *cpu, unit=" us", goal="<= 1.3x hop",
               ok=check(f"{mode} CPU/request at {rate}/s", held and cpu[2] <= 1.3 * cpu[1]))
+        if len(g) > 1:
+            t.row("CPU gw/hop by round", None, None, cpu_ratio_by_round(h, g), ratios=False)
 
     t.section("upstream connection reuse during the oha runs (accepted at the mock)")
     reuse = {}

@@ -3,16 +3,16 @@
 # Bedrock directly, on loopback, in one go. Prints one table (loadtest/report.py) and keeps
 # the raw figures in $OUT. Method: loadtest/README.md.
 #
-#   loadtest/run.sh            # full run, about 8 minutes
+#   loadtest/run.sh            # full run, about 9 minutes
 #   QUICK=1 loadtest/run.sh    # shorter phases, about 2 minutes
 #
-# Settings (environment): QUICK, OUT, SERVER_CPUS (default 0), LOAD_CPUS (default 1),
-# MOCK_CPUS (default SERVER_CPUS), MOCK_CPUS_UNDER_LOAD (default LOAD_CPUS), MOCK_SCHED
-# (normal, the default, or batch: see below),
-# FIXED_RATE_NONSTREAM (10000) and FIXED_RATE_STREAM (5000) requests per second for the
-# equal-load CPU runs, PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to
-# reuse $OUT/bin, GATEWAY_BIN=path to measure another gateway build against the same mock and
-# hop, UPSTREAM_HTTP2=1 to have hop and gateway reach the mock over HTTP/2 (prior knowledge)
+# Settings (environment): QUICK, ROUNDS (3, or 1 with QUICK), OUT, SERVER_CPUS (default 0),
+# LOAD_CPUS (default 1), MOCK_CPUS (default SERVER_CPUS), MOCK_CPUS_UNDER_LOAD (default
+# LOAD_CPUS), MOCK_SCHED (normal, the default, or batch: see below), FIXED_RATE_NONSTREAM
+# (10000) and FIXED_RATE_STREAM (5000) requests per second for the equal-load CPU runs,
+# PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to reuse $OUT/bin,
+# GATEWAY_BIN=path to measure another gateway build against the same mock and hop,
+# UPSTREAM_HTTP2=1 to have hop and gateway reach the mock over HTTP/2 (prior knowledge)
 # instead of HTTP/1.1, GATEWAY_CONFIG (configs/loadtest.yaml, or configs/loadtest-http2.yaml
 # with UPSTREAM_HTTP2=1).
 set -euo pipefail
@@ -28,11 +28,11 @@ MOCK_CPUS="${MOCK_CPUS:-$SERVER_CPUS}"
 # CPU under load, its wake-ups preempt the server being measured in the middle of its work
 # (about 0.7 times per gateway request at c=32, 0.3 per hop request) and its 256 connections
 # share that CPU's caches: the figures then measure the interference as much as the server.
-# So for the oha runs of hop and gateway at c=32 and 256 and at the fixed rates, the mock
-# moves to MOCK_CPUS_UNDER_LOAD (with the load generators) and the server under test has
-# its CPU alone; the report's "server CPU busy" rows show whether it, not the load side, was
-# the limit. At c=1, in the probe and the memory phases, and when it is itself the target,
-# the mock runs on MOCK_CPUS: with nothing else busy there, keeping it beside the server
+# So for the oha runs of hop and gateway at c=32 and 256 and at the fixed rates, and for the
+# streaming probe at c=32 (all three targets), the mock moves to MOCK_CPUS_UNDER_LOAD (with
+# the load generators) and the server under test has its CPU alone; the report's "server CPU
+# busy" rows show whether it, not the load side, was the limit. At c=1, in the memory phases,
+# and when it is itself the target of oha, the mock runs on MOCK_CPUS: with nothing else busy there, keeping it beside the server
 # spares each c=1 request two crossings between CPUs (about 80 us each way on this
 # machine's idle vCPUs; loadtest/README.md, "The mock's CPU").
 # MOCK_SCHED=batch runs it as SCHED_BATCH, whose wake-ups do not preempt (loadtest/README.md
@@ -45,10 +45,15 @@ PORT_GW="${PORT_GW:-28080}"
 JOBS="${CARGO_BUILD_JOBS:-2}"
 MODEL_ID="anthropic.claude-3-haiku-20240307-v1%3A0"
 
+# The oha runs and the probe go in ROUNDS interleaved rounds (direct, hop, gateway; then
+# again), pooled per target: this machine drifts by more than the differences being measured
+# within a minute, and a figure taken in one block per target carries that drift into its
+# ratio. Each oha round lasts OHA_SECS; the probe's c=1 streams are split over the rounds and
+# each round at c=32 runs all PROBE_C32 streams (fewer would add synchronised starts).
 if [[ "$QUICK" == 1 ]]; then
-    OHA_SECS=2; PROBE_C1=20; PROBE_C32=64; HOLD_LEVELS="4000"; HOLD_FRAMES=8; STALL_STREAMS=32
+    OHA_SECS=2; ROUNDS="${ROUNDS:-1}"; PROBE_C1=20; PROBE_C32=64; HOLD_LEVELS="4000"; HOLD_FRAMES=8; STALL_STREAMS=32
 else
-    OHA_SECS=8; PROBE_C1=100; PROBE_C32=320; HOLD_LEVELS="4000 10000"; HOLD_FRAMES=16; STALL_STREAMS=64
+    OHA_SECS=4; ROUNDS="${ROUNDS:-3}"; PROBE_C1=102; PROBE_C32=320; HOLD_LEVELS="4000 10000"; HOLD_FRAMES=16; STALL_STREAMS=64
 fi
 FIXED_RATE_NONSTREAM="${FIXED_RATE_NONSTREAM:-10000}"
 FIXED_RATE_STREAM="${FIXED_RATE_STREAM:-5000}"
@@ -199,16 +204,16 @@ printf '{"kind":"idle","mock_kb":%s,"hop_kb":%s,"gateway_kb":%s}\n' \
     "$(rss_kb "${PID[mock]}")" "$(rss_kb "${PID[hop]}")" "$(rss_kb "${PID[gateway]}")" >>"$RESULTS"
 
 # --- phase 2: oha matrix -----------------------------------------------------------------
-run_oha() { # target mode concurrency [rate: requests per second, default as fast as possible]
-    local target="$1" mode="$2" c="$3" rate="${4:-0}" url body server file
+run_oha() { # round target mode concurrency [rate: requests per second, default as fast as possible]
+    local round="$1" target="$2" mode="$3" c="$4" rate="${5:-0}" url body server file
     url="$(url_for "$target" "$mode")"
     body="$(body_for "$target" "$mode")"
-    file="$OUT/oha-$target-$mode-c$c.json"
+    file="$OUT/oha-$target-$mode-c$c-r$round.json"
     local limit=() mock_cpus="$MOCK_CPUS"
     if [[ "$target" != direct && "$c" != 1 ]]; then mock_cpus="$MOCK_CPUS_UNDER_LOAD"; fi
     place_mock "$mock_cpus"
     if [[ "$rate" != 0 ]]; then
-        file="$OUT/oha-$target-$mode-c$c-q$rate.json"
+        file="$OUT/oha-$target-$mode-c$c-q$rate-r$round.json"
         limit=(-q "$rate")
     fi
     # Warm the pools at this concurrency so connection setup is not in the figures.
@@ -221,18 +226,20 @@ run_oha() { # target mode concurrency [rate: requests per second, default as fas
     timeout $((OHA_SECS + 30)) taskset -c "$LOAD_CPUS" oha --no-tui --output-format json -z "${OHA_SECS}s" \
         -c "$c" "${limit[@]}" -m POST -T application/json -d "$body" "$url" >"$file"
     stats_after="$(mock_stat)"
-    printf '{"kind":"oha","target":"%s","mode":"%s","c":%s,"rate":%s,"mock_cpus":"%s","file":"%s","clk_tck":%s,"cpu_ticks":{"mock":%s,"hop":%s,"gateway":%s},"mock_before":%s,"mock_after":%s}\n' \
-        "$target" "$mode" "$c" "$rate" "$mock_cpus" "$file" "$CLK_TCK" \
+    printf '{"kind":"oha","round":%s,"target":"%s","mode":"%s","c":%s,"rate":%s,"mock_cpus":"%s","file":"%s","clk_tck":%s,"cpu_ticks":{"mock":%s,"hop":%s,"gateway":%s},"mock_before":%s,"mock_after":%s}\n' \
+        "$round" "$target" "$mode" "$c" "$rate" "$mock_cpus" "$file" "$CLK_TCK" \
         "$(( $(cpu_ticks "${PID[mock]}") - before_mock ))" \
         "$(( $(cpu_ticks "${PID[hop]}") - before_hop ))" \
         "$(( $(cpu_ticks "${PID[gateway]}") - before_gw ))" \
         "$stats_before" "$stats_after" >>"$RESULTS"
-    log "oha $target $mode c=$c${limit[*]:+ at $rate/s}: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print(round(s["requestsPerSec"]), "req/s, success", s["successRate"])' "$file")"
+    log "oha round $round $target $mode c=$c${limit[*]:+ at $rate/s}: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; print(round(s["requestsPerSec"]), "req/s, success", s["successRate"])' "$file")"
 }
 for mode in nonstream stream; do
     for c in 1 32 256; do
-        for target in direct hop gateway; do
-            run_oha "$target" "$mode" "$c"
+        for round in $(seq 1 "$ROUNDS"); do
+            for target in direct hop gateway; do
+                run_oha "$round" "$target" "$mode" "$c"
+            done
         done
     done
 done
@@ -243,8 +250,10 @@ done
 # gateway sustains at c=32 on the machine in README.
 for mode in nonstream stream; do
     rate="$FIXED_RATE_NONSTREAM"; [[ "$mode" == stream ]] && rate="$FIXED_RATE_STREAM"
-    for target in direct hop gateway; do
-        run_oha "$target" "$mode" 32 "$rate"
+    for round in $(seq 1 "$ROUNDS"); do
+        for target in direct hop gateway; do
+            run_oha "$round" "$target" "$mode" 32 "$rate"
+        done
     done
 done
 place_mock "$MOCK_CPUS"
@@ -261,19 +270,26 @@ probe() { # label target concurrency streams [extra args]
         hop) port="$PORT_HOP"; api=converse ;;
         gateway) port="$PORT_GW"; api=openai ;;
     esac
-    local line
+    local line mock_cpus="$MOCK_CPUS"
+    # At c=32 the probe is a load: the mock (for every target alike, so the added figures
+    # subtract like for like) runs beside the probe, and the server under test has its CPU
+    # alone, as at c=32 and 256 under oha. The memory phases keep it on MOCK_CPUS.
+    if [[ "$label" == latency-* && "$c" != 1 ]]; then mock_cpus="$MOCK_CPUS_UNDER_LOAD"; fi
+    place_mock "$mock_cpus"
     line="$(timeout 300 taskset -c "$LOAD_CPUS" "$BIN/sse_probe" --addr "127.0.0.1:$port" --api "$api" \
         --concurrency "$c" --streams "$n" --label "$label" "$@" 2>>"$OUT/logs/probe.log" || true)"
     if [[ -z "$line" ]]; then
         line="{\"label\":\"$label\",\"ok\":0,\"errors\":-1,\"first_error\":\"probe failed\"}"
     fi
-    printf '{"kind":"probe","target":"%s","result":%s}\n' "$target" "$line" >>"$RESULTS"
-    log "probe $label $target: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("ok", r.get("ok"), "errors", r.get("errors"), "ttfc p50", r.get("ttfc_p50_us"), "us, gap p50", r.get("gap_p50_us"), "us")' "$line")"
+    printf '{"kind":"probe","target":"%s","mock_cpus":"%s","result":%s}\n' "$target" "$mock_cpus" "$line" >>"$RESULTS"
+    log "probe $label $target: $(python3 -c 'import json,sys; r=json.load(sys.stdin); print("ok", r.get("ok"), "errors", r.get("errors"), "ttfc p50", r.get("ttfc_p50_us"), "us, gap p50", r.get("gap_p50_us"), "us")' <<<"$line")"
 }
 for c in 1 32; do
-    n="$PROBE_C1"; [[ "$c" == 32 ]] && n="$PROBE_C32"
-    for target in direct hop gateway; do
-        probe "latency-c$c" "$target" "$c" "$n" --frames 100 --delay-us 1000
+    n=$(( (PROBE_C1 + ROUNDS - 1) / ROUNDS )); [[ "$c" == 32 ]] && n="$PROBE_C32"
+    for round in $(seq 1 "$ROUNDS"); do
+        for target in direct hop gateway; do
+            probe "latency-c$c" "$target" "$c" "$n" --frames 100 --delay-us 1000 --samples
+        done
     done
 done
 
@@ -328,7 +344,7 @@ printf '{"kind":"idle_fresh","hop_kb":%s,"gateway_kb":%s}\n' "$(rss_kb "${PID[ho
 # --- report ------------------------------------------------------------------------------
 {
     echo "machine: $(nproc) CPUs, $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), kernel $(uname -r)"
-    echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS and on CPU $MOCK_CPUS_UNDER_LOAD for hop and gateway at c=32 and 256 ($MOCK_SCHED scheduling), load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); ${OHA_SECS}s per oha run; quick=$QUICK"
+    echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS and on CPU $MOCK_CPUS_UNDER_LOAD for hop and gateway at c=32 and 256 and for the c=32 probe ($MOCK_SCHED scheduling), load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); $ROUNDS interleaved round(s) of ${OHA_SECS}s per oha figure; quick=$QUICK"
     echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
     [[ "$GATEWAY_BIN" == "$BIN/ai-gateway" ]] || echo "gateway binary: $GATEWAY_BIN"
     echo "upstream: HTTP/$([[ "$UPSTREAM_HTTP2" == 1 ]] && echo 2 || echo 1.1) from hop and gateway to the mock; gateway config $GATEWAY_CONFIG"

@@ -17,7 +17,9 @@
 //!   response headers; run it while sampling the servers' RSS.
 //!
 //! `--h2` multiplexes streams over h2c connections (`--streams-per-conn` each) instead of
-//! one HTTP/1.1 connection per stream. One JSON object per run goes to stdout.
+//! one HTTP/1.1 connection per stream. One JSON object per run goes to stdout; with
+//! `--samples` it also carries every TTFC, gap and total time (`ttfc_us`, `gap_us`,
+//! `total_us`), so the runner can pool several runs before taking percentiles.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool: stdout is its output.
 
@@ -58,6 +60,8 @@ struct Args {
     frames: u32,
     delay_us: u64,
     h2: bool,
+    /// Also print every TTFC, gap and total (microseconds), so runs can be pooled.
+    samples: bool,
     streams_per_conn: usize,
     connect_parallel: usize,
     stall_secs: u64,
@@ -68,7 +72,7 @@ struct Args {
 fn usage() -> &'static str {
     "sse_probe --addr 127.0.0.1:8080 --api openai|converse [--mode latency|hold|stall] \
      [--streams N] [--concurrency C] [--frames F] [--delay-us D] [--h2] [--streams-per-conn K] \
-     [--connect-parallel P] [--stall-secs S] [--model M] [--label L]"
+     [--connect-parallel P] [--stall-secs S] [--model M] [--label L] [--samples]"
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -81,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
         frames: 100,
         delay_us: 1000,
         h2: false,
+        samples: false,
         streams_per_conn: 100,
         connect_parallel: 128,
         stall_secs: 5,
@@ -91,6 +96,10 @@ fn parse_args() -> Result<Args, String> {
     while let Some(arg) = args.next() {
         if arg == "--h2" {
             a.h2 = true;
+            continue;
+        }
+        if arg == "--samples" {
+            a.samples = true;
             continue;
         }
         let value = args
@@ -515,8 +524,16 @@ fn main() -> std::process::ExitCode {
     let ttfc = stats_json("ttfc", &mut s.ttfc);
     let gap = stats_json("gap", &mut s.gaps);
     let total = stats_json("total", &mut s.total);
+    let samples = if args.samples {
+        format!(
+            r#","ttfc_us":{:?},"gap_us":{:?},"total_us":{:?}"#,
+            s.ttfc, s.gaps, s.total
+        )
+    } else {
+        String::new()
+    };
     println!(
-        r#"{{"label":"{}","mode":"{:?}","streams":{},"concurrency":{},"frames":{},"delay_us":{},"h2":{},"ok":{},"errors":{},"first_error":{},"elapsed_s":{elapsed:.3},"records":{},"deltas":{},"records_per_read":{records_per_read:.3},"stalls_over_30ms":{stalls_over_30ms},{ttfc},{gap},{total}}}"#,
+        r#"{{"label":"{}","mode":"{:?}","streams":{},"concurrency":{},"frames":{},"delay_us":{},"h2":{},"ok":{},"errors":{},"first_error":{},"elapsed_s":{elapsed:.3},"records":{},"deltas":{},"reads_with_records":{},"records_per_read":{records_per_read:.3},"stalls_over_30ms":{stalls_over_30ms},{ttfc},{gap},{total}{samples}}}"#,
         args.label,
         args.mode,
         args.streams,
@@ -530,6 +547,7 @@ fn main() -> std::process::ExitCode {
             .map_or_else(|| "null".to_owned(), |e| format!("{e:?}")),
         s.records,
         s.deltas,
+        s.reads_with_records,
     );
     if s.errors == 0 {
         std::process::ExitCode::SUCCESS
