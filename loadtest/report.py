@@ -58,14 +58,17 @@ def percentile(sorted_values, p):
 
 def pool_probe(results):
     """One probe figure from the rounds of one target: every stream's TTFC, gap and total
-    pooled before the percentiles are taken (rounds run without --samples are summarised by
-    their first round)."""
-    if len(results) == 1 or not all("ttfc_us" in r for r in results):
-        return results[0]
+    pooled before the percentiles are taken. Rounds without samples (run without --samples,
+    or a probe that failed outright) keep the first round's figures; the streams that
+    completed and the failures are every round's."""
     pooled = dict(results[0])
-    for key in ("ok", "records", "deltas", "stalls_over_30ms"):
+    pooled["ok"] = sum(r.get("ok", 0) for r in results)
+    # -1: a probe that gave no result at all.
+    pooled["errors"] = -1 if any(r.get("errors", 0) < 0 for r in results) else sum(r.get("errors", 0) for r in results)
+    if len(results) == 1 or not all("ttfc_us" in r for r in results):
+        return pooled
+    for key in ("records", "deltas", "stalls_over_30ms"):
         pooled[key] = sum(r.get(key, 0) for r in results)
-    pooled["errors"] = -1 if any(r.get("errors", 0) < 0 for r in results) else sum(r["errors"] for r in results)
     reads = sum(r.get("reads_with_records", 0) for r in results)
     pooled["records_per_read"] = pooled["records"] / reads if reads else 0.0
     for name in ("ttfc", "gap", "total"):

@@ -32,9 +32,9 @@ MOCK_CPUS="${MOCK_CPUS:-$SERVER_CPUS}"
 # streaming probe at c=32 (all three targets), the mock moves to MOCK_CPUS_UNDER_LOAD (with
 # the load generators) and the server under test has its CPU alone; the report's "server CPU
 # busy" rows show whether it, not the load side, was the limit. At c=1, in the memory phases,
-# and when it is itself the target of oha, the mock runs on MOCK_CPUS: with nothing else busy there, keeping it beside the server
-# spares each c=1 request two crossings between CPUs (about 80 us each way on this
-# machine's idle vCPUs; loadtest/README.md, "The mock's CPU").
+# and when it is itself the target of oha, the mock runs on MOCK_CPUS: with nothing else busy
+# there, keeping it beside the server spares each c=1 request two crossings between CPUs
+# (about 80 us each way on this machine's idle vCPUs; loadtest/README.md, "The mock's CPU").
 # MOCK_SCHED=batch runs it as SCHED_BATCH, whose wake-ups do not preempt (loadtest/README.md
 # has a run with it).
 MOCK_CPUS_UNDER_LOAD="${MOCK_CPUS_UNDER_LOAD:-$LOAD_CPUS}"

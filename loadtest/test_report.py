@@ -51,8 +51,12 @@ def test_probe_rounds_are_pooled_before_percentiles():
 
 def test_a_failed_probe_round_stays_visible():
     a = probe_round([100] * 5, records=5, reads=5, ok=5)
-    b = dict(probe_round([100] * 5, records=5, reads=5, ok=5), errors=-1)
-    assert report.pool_probe([a, b])["errors"] == -1
+    # What run.sh records when the probe gave no result: no samples to pool.
+    failed = {"label": "latency-c32", "ok": 0, "errors": -1, "first_error": "probe failed"}
+    pooled = report.pool_probe([a, failed])
+    assert (pooled["errors"], pooled["ok"]) == (-1, 5)
+    partly = dict(probe_round([100] * 5, records=5, reads=5, ok=3), errors=2)
+    assert report.pool_probe([a, partly])["errors"] == 2
 
 
 def oha_round(tmp, target, rnd, requests, ticks, latency_s):
