@@ -288,17 +288,17 @@ pub fn sign_request<B>(
         return Err(SignError::InvalidRequest("the request URI has no host"));
     }
     // Both paths read only `host` and `content-type` from the request and replace the headers
-    // they set, so signing again replaces an earlier signature.
+    // they set, so signing again replaces an earlier signature. They set the token only for
+    // credentials that have one: a token left from an earlier signing goes here.
+    if credentials.session_token().is_none() {
+        req.headers_mut().remove(X_AMZ_SECURITY_TOKEN);
+    }
     match direct::sign(req, body, credentials, region, time) {
         Some(signed) => {
             signed.apply(req.headers_mut());
             Ok(())
         }
-        None => {
-            // It sets the token only for credentials that have one.
-            req.headers_mut().remove(X_AMZ_SECURITY_TOKEN);
-            sign_with_aws_sigv4(req, body, credentials, region, time)
-        }
+        None => sign_with_aws_sigv4(req, body, credentials, region, time),
     }
 }
 
@@ -389,13 +389,8 @@ mod direct {
         pub(super) fn apply(self, headers: &mut HeaderMap) {
             headers.insert(X_AMZ_DATE, self.date);
             headers.insert(header::AUTHORIZATION, self.authorization);
-            match self.token {
-                Some(token) => {
-                    headers.insert(X_AMZ_SECURITY_TOKEN, token);
-                }
-                None => {
-                    headers.remove(X_AMZ_SECURITY_TOKEN);
-                }
+            if let Some(token) = self.token {
+                headers.insert(X_AMZ_SECURITY_TOKEN, token);
             }
         }
     }
