@@ -78,7 +78,12 @@ pub struct SseBody<B = UpstreamBody> {
     decoder: EventDecoder,
     translator: StreamTranslator,
     out: BytesMut,
-    idle: Pin<Box<Sleep>>,
+    /// When waiting for Bedrock stops: the idle deadline (last data plus `idle_timeout`), or
+    /// once the client has everything, the drain deadline.
+    deadline: Instant,
+    /// The timer for `deadline`, made and moved only when the body waits for Bedrock (see
+    /// [`SseBody::poll_deadline`]).
+    timer: Option<Pin<Box<Sleep>>>,
     idle_timeout: Duration,
     state: State,
     outcome: Option<StreamOutcome>,
@@ -117,7 +122,8 @@ where
             // Allocated when there is something to write and handed to hyper whole with each
             // frame, so a stream waiting for Bedrock holds no output buffer.
             out: BytesMut::new(),
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            deadline: Instant::now() + idle_timeout,
+            timer: None,
             idle_timeout,
             state: State::Streaming,
             outcome: None,
@@ -167,7 +173,7 @@ where
                     )));
                 }
                 Poll::Pending => {
-                    ready!(self.idle.as_mut().poll(cx));
+                    ready!(self.poll_deadline(cx));
                     return Poll::Ready(Err(Error::UpstreamTimeout(TimeoutKind::Idle)));
                 }
             }
@@ -218,10 +224,30 @@ where
         }
     }
 
+    /// Polls the timer for `deadline`, making it or moving it there first.
+    ///
+    /// The timer is touched only here, when the upstream body has nothing to read. So a
+    /// stream whose bytes are all there when read sets no timer, and a finished stream whose
+    /// body end came with its last event (Bedrock's usual case) does not move its timer to the
+    /// drain deadline. That move is the costly one: a timer moved earlier is taken out of
+    /// tokio's wheel and put back under the driver's lock, and one earlier than every other
+    /// timer makes tokio wake its I/O driver with an eventfd write. Moving a timer later, as
+    /// the idle deadline moves with each read, only updates its deadline.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        timer.as_mut().poll(cx)
+    }
+
     /// Buffers a piece of the upstream body and restarts the idle deadline.
     fn take_bytes(&mut self, data: Bytes) {
         self.decoder.push_bytes(data);
-        self.idle.as_mut().reset(Instant::now() + self.idle_timeout);
+        self.deadline = Instant::now() + self.idle_timeout;
         // A read that holds many events: the records are about as long as the events they
         // come from (the fast mock's 20-delta stream: 4,484 bytes in, 5,053 out), so room for
         // the buffered bytes and a quarter more, beside the room one record asks for, fills
@@ -260,9 +286,7 @@ where
             }
             if this.state == State::Streaming && this.translator.is_finished() {
                 this.state = State::Draining;
-                this.idle
-                    .as_mut()
-                    .reset(Instant::now() + DRAIN_DEADLINE.min(this.idle_timeout));
+                this.deadline = Instant::now() + DRAIN_DEADLINE.min(this.idle_timeout);
             }
             let Some(upstream) = this.upstream.as_mut() else {
                 this.state = State::Done;
@@ -305,7 +329,7 @@ where
                     this.upstream = None;
                 }
                 Poll::Pending => {
-                    if this.idle.as_mut().poll(cx).is_pending() {
+                    if this.poll_deadline(cx).is_pending() {
                         return Poll::Pending;
                     }
                     if this.state == State::Streaming {
@@ -379,4 +403,79 @@ pub fn exception_message(payload: &[u8]) -> String {
     .ok()
     .flatten()
     .unwrap_or_else(|| "Bedrock reported an error in the stream".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bedrock::eventstream::encode_event;
+    use crate::translate::response::ResponseMeta;
+    use http_body_util::BodyExt;
+
+    /// An upstream body whose frames are all there.
+    struct Ready(std::vec::IntoIter<Bytes>);
+
+    impl Body for Ready {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            Poll::Ready(self.0.next().map(|chunk| Ok(Frame::data(chunk))))
+        }
+    }
+
+    fn text_stream(deltas: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_event("messageStart", br#"{"role":"assistant"}"#, &mut out);
+        for delta in deltas {
+            let payload = format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"{delta}"}}}}"#);
+            encode_event("contentBlockDelta", payload.as_bytes(), &mut out);
+        }
+        encode_event("contentBlockStop", br#"{"contentBlockIndex":0}"#, &mut out);
+        encode_event("messageStop", br#"{"stopReason":"end_turn"}"#, &mut out);
+        encode_event(
+            "metadata",
+            br#"{"usage":{"inputTokens":3,"outputTokens":2,"totalTokens":5},"metrics":{"latencyMs":1}}"#,
+            &mut out,
+        );
+        out
+    }
+
+    /// The deadline timer is made only when the body waits for Bedrock. A runtime without
+    /// timers panics on making or polling one, so a stream read whole through one (in one
+    /// chunk, and in two cut inside a message) shows that none was touched.
+    #[test]
+    fn a_stream_whose_bytes_are_all_there_sets_no_timer() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let whole = Bytes::from(text_stream(&["Hello", " world"]));
+        let cut = whole.len() / 2;
+        for chunks in [vec![whole.clone()], vec![whole.slice(..cut), whole.slice(cut..)]] {
+            let meta = ResponseMeta {
+                id: "chatcmpl-1",
+                created: 1,
+                model: "claude-3-haiku",
+            };
+            let sse = runtime.block_on(async {
+                let body = SseBody::start(
+                    Ready(chunks.into_iter()),
+                    EventDecoder::default(),
+                    StreamTranslator::new(&meta, false),
+                    Duration::from_secs(60),
+                    None,
+                )
+                .await
+                .expect("the first event");
+                body.collect().await.expect("infallible").to_bytes()
+            });
+            let sse = std::str::from_utf8(&sse).expect("UTF-8");
+            assert!(sse.contains(r#""content":"Hello""#), "{sse}");
+            assert!(sse.contains(r#""content":" world""#), "{sse}");
+            assert!(sse.ends_with("data: [DONE]\n\n"), "{sse}");
+        }
+    }
 }
