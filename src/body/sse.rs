@@ -408,7 +408,7 @@ pub fn exception_message(payload: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bedrock::eventstream::encode_event;
+    use crate::mock_bedrock::fast;
     use crate::translate::response::ResponseMeta;
     use http_body_util::BodyExt;
 
@@ -427,23 +427,6 @@ mod tests {
         }
     }
 
-    fn text_stream(deltas: &[&str]) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode_event("messageStart", br#"{"role":"assistant"}"#, &mut out);
-        for delta in deltas {
-            let payload = format!(r#"{{"contentBlockIndex":0,"delta":{{"text":"{delta}"}}}}"#);
-            encode_event("contentBlockDelta", payload.as_bytes(), &mut out);
-        }
-        encode_event("contentBlockStop", br#"{"contentBlockIndex":0}"#, &mut out);
-        encode_event("messageStop", br#"{"stopReason":"end_turn"}"#, &mut out);
-        encode_event(
-            "metadata",
-            br#"{"usage":{"inputTokens":3,"outputTokens":2,"totalTokens":5},"metrics":{"latencyMs":1}}"#,
-            &mut out,
-        );
-        out
-    }
-
     /// The deadline timer is made only when the body waits for Bedrock. A runtime without
     /// timers panics on making or polling one, so a stream read whole through one (in one
     /// chunk, and in two cut inside a message) shows that none was touched.
@@ -452,14 +435,15 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
-        let whole = Bytes::from(text_stream(&["Hello", " world"]));
+        let meta = ResponseMeta {
+            id: "chatcmpl-1",
+            created: 1,
+            model: "claude-3-haiku",
+        };
+        // Two text deltas, as the mock's fast mode sends them (with Bedrock's `p` padding).
+        let whole = fast::text_stream(2);
         let cut = whole.len() / 2;
         for chunks in [vec![whole.clone()], vec![whole.slice(..cut), whole.slice(cut..)]] {
-            let meta = ResponseMeta {
-                id: "chatcmpl-1",
-                created: 1,
-                model: "claude-3-haiku",
-            };
             let sse = runtime.block_on(async {
                 let body = SseBody::start(
                     Ready(chunks.into_iter()),
@@ -473,8 +457,7 @@ mod tests {
                 body.collect().await.expect("infallible").to_bytes()
             });
             let sse = std::str::from_utf8(&sse).expect("UTF-8");
-            assert!(sse.contains(r#""content":"Hello""#), "{sse}");
-            assert!(sse.contains(r#""content":" world""#), "{sse}");
+            assert_eq!(sse.matches(r#""content":"tok ""#).count(), 2, "{sse}");
             assert!(sse.ends_with("data: [DONE]\n\n"), "{sse}");
         }
     }

@@ -183,6 +183,13 @@ impl Shape {
     }
 }
 
+/// The whole event stream fast mode sends for `frames` text deltas of [`DELTA_TEXT`], for
+/// tests that read Bedrock's stream as the mock encodes it.
+#[cfg(test)]
+pub(crate) fn text_stream(frames: u32) -> Bytes {
+    Shape::new(frames).whole
+}
+
 fn event(event_type: &str, fields: &[u8]) -> Bytes {
     let mut payload = Vec::with_capacity(fields.len() + PADDING.len() + 8);
     payload.push(b'{');
