@@ -201,8 +201,9 @@ mod tests {
         ));
     }
 
-    /// A body that does not declare its length, like a chunked upload.
-    struct Chunked(Vec<Bytes>);
+    /// A body that does not declare its length, like a chunked upload or Bedrock's event
+    /// stream: one chunk a poll, all of them there.
+    pub(super) struct Chunked(pub(super) Vec<Bytes>);
 
     impl Body for Chunked {
         type Data = Bytes;

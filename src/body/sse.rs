@@ -408,24 +408,10 @@ pub fn exception_message(payload: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::tests::Chunked;
     use crate::mock_bedrock::fast;
     use crate::translate::response::ResponseMeta;
     use http_body_util::BodyExt;
-
-    /// An upstream body whose frames are all there.
-    struct Ready(std::vec::IntoIter<Bytes>);
-
-    impl Body for Ready {
-        type Data = Bytes;
-        type Error = std::convert::Infallible;
-
-        fn poll_frame(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-            Poll::Ready(self.0.next().map(|chunk| Ok(Frame::data(chunk))))
-        }
-    }
 
     /// The deadline timer is made only when the body waits for Bedrock. A runtime without
     /// timers panics on making or polling one, so a stream read whole through one (in one
@@ -446,7 +432,7 @@ mod tests {
         for chunks in [vec![whole.clone()], vec![whole.slice(..cut), whole.slice(cut..)]] {
             let sse = runtime.block_on(async {
                 let body = SseBody::start(
-                    Ready(chunks.into_iter()),
+                    Chunked(chunks),
                     EventDecoder::default(),
                     StreamTranslator::new(&meta, false),
                     Duration::from_secs(60),
