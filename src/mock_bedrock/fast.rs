@@ -562,7 +562,7 @@ mod tests {
         assert_eq!(text["usage"]["outputTokens"], 3);
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn paced_stream_sends_frames_one_by_one() {
         let mut stream = mk_stream(2, Some(Duration::from_millis(1)));
         let mut all = Vec::new();
