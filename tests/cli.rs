@@ -21,8 +21,6 @@ use support::{TEST_MODELS, chat, unused_addr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ai-gateway");
-
 struct Gateway {
     child: Child,
     addr: SocketAddr,
@@ -59,7 +57,7 @@ impl Drop for Gateway {
 
 /// A clean environment for the child: no inherited AWS settings, no IMDS, a private HOME.
 fn base_command(home: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(support::gateway_bin());
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)

@@ -23,10 +23,8 @@ use serde_json::json;
 use support::{TEST_MODELS, chat, send, unused_addr};
 use tokio::net::TcpListener;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ai-gateway");
-
 fn base_command(home: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(support::gateway_bin());
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home)
@@ -354,8 +352,12 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
     );
 
     let stderr = served.stop();
+    // Logging at its most verbose, and about these requests (a release build compiles out some
+    // of its dependencies' trace lines, so the count of lines alone says little).
     assert!(
-        stderr.lines().count() > 20,
+        stderr.contains(" TRACE ")
+            && stderr.contains("request rejected")
+            && stderr.matches("ai_gateway::access").count() >= 3,
         "trace logging produced too little to mean anything:\n{stderr}"
     );
     for (what, secret) in [

@@ -284,7 +284,7 @@ async fn sighup_reloads_the_certificate_reopens_the_audit_log_and_rereads_keys()
         MockConfig::default(),
     );
     let addr = unused_addr();
-    let child = Command::new(env!("CARGO_BIN_EXE_ai-gateway"))
+    let child = Command::new(support::gateway_bin())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", dir.path())

@@ -25,6 +25,15 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+/// The gateway binary the tests that run it as a process start: this package's build, or the
+/// one `AI_GATEWAY_TEST_BIN` names (`.ci/run` runs them again against the BOLT-optimised
+/// release binary).
+pub fn gateway_bin() -> PathBuf {
+    std::env::var_os("AI_GATEWAY_TEST_BIN")
+        .filter(|path| !path.is_empty())
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ai-gateway")), PathBuf::from)
+}
+
 /// Aliases every test can use; `profile` exercises an inference-profile ARN (with `/` and `:`).
 pub const TEST_MODELS: &str = "models:
   claude-3-haiku:
