@@ -11,7 +11,8 @@
 # LOAD_CPUS), MOCK_SCHED (normal, the default, or batch: see below), FIXED_RATE_NONSTREAM
 # (10000) and FIXED_RATE_STREAM (5000) requests per second for the equal-load CPU runs,
 # PORT_MOCK (29000), PORT_HOP (29100), PORT_GW (28080), NO_BUILD=1 to reuse $OUT/bin,
-# GATEWAY_BIN=path to measure another gateway build against the same mock and hop,
+# GATEWAY_BIN=path to measure another gateway build against the same mock and hop (HOP_BIN
+# likewise), BOLT=1 to measure gateway and hop as optimised by loadtest/bolt.sh,
 # UPSTREAM_HTTP2=1 to have hop and gateway reach the mock over HTTP/2 (prior knowledge)
 # instead of HTTP/1.1, GATEWAY_CONFIG (configs/loadtest.yaml, or configs/loadtest-http2.yaml
 # with UPSTREAM_HTTP2=1).
@@ -101,7 +102,16 @@ if [[ "${NO_BUILD:-0}" != 1 ]]; then
         "$TARGET_DIR/release/examples/sse_probe" "$OUT/bin/"
 fi
 BIN="$OUT/bin"
+if [[ "${BOLT:-0}" == 1 ]]; then
+    # Both servers laid out by a profile of this load (loadtest/bolt.sh); the mock, the probe
+    # and oha stay as built.
+    log "optimising gateway and hop with BOLT (loadtest/bolt.sh)"
+    BOLT_DIR="$OUT/bolt" loadtest/bolt.sh
+    GATEWAY_BIN="$OUT/bolt/ai-gateway"
+    HOP_BIN="$OUT/bolt/hop"
+fi
 GATEWAY_BIN="${GATEWAY_BIN:-$BIN/ai-gateway}"
+HOP_BIN="${HOP_BIN:-$BIN/hop}"
 UPSTREAM_HTTP2="${UPSTREAM_HTTP2:-0}"
 if [[ "$UPSTREAM_HTTP2" == 1 ]]; then
     HOP_HTTP2=true; GATEWAY_CONFIG="${GATEWAY_CONFIG:-configs/loadtest-http2.yaml}"
@@ -137,7 +147,7 @@ start_mock() {
     wait_port "$PORT_MOCK"
 }
 start_hop() {
-    taskset -c "$SERVER_CPUS" "$BIN/hop" --listen "127.0.0.1:$PORT_HOP" \
+    taskset -c "$SERVER_CPUS" "$HOP_BIN" --listen "127.0.0.1:$PORT_HOP" \
         --upstream "http://127.0.0.1:$PORT_MOCK" --http2 "$HOP_HTTP2" >>"$OUT/logs/hop.log" 2>&1 &
     PID[hop]=$!
     wait_port "$PORT_HOP"
@@ -347,6 +357,7 @@ printf '{"kind":"idle_fresh","hop_kb":%s,"gateway_kb":%s}\n' "$(rss_kb "${PID[ho
     echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS and on CPU $MOCK_CPUS_UNDER_LOAD for hop and gateway at c=32 and 256 and for the c=32 probe ($MOCK_SCHED scheduling), load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); $ROUNDS interleaved round(s) of ${OHA_SECS}s per oha figure; quick=$QUICK"
     echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
     [[ "$GATEWAY_BIN" == "$BIN/ai-gateway" ]] || echo "gateway binary: $GATEWAY_BIN"
+    [[ "$HOP_BIN" == "$BIN/hop" ]] || echo "hop binary: $HOP_BIN"
     echo "upstream: HTTP/$([[ "$UPSTREAM_HTTP2" == 1 ]] && echo 2 || echo 1.1) from hop and gateway to the mock; gateway config $GATEWAY_CONFIG"
     echo "load average (1, 5, 15 min) at start: $LOAD_AT_START, at end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine moves every figure)"
     echo
