@@ -26,7 +26,8 @@ PORT_BASE="${PORT_BASE:-29400}"
 TRAIN_SECS="${TRAIN_SECS:-2}"
 read -r -a TARGETS <<<"${BOLT_TARGETS:-ai-gateway hop}"
 wants() { [[ " ${TARGETS[*]} " == *" $1 "* ]]; }
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# shellcheck source=loadtest/lib.sh
+source loadtest/lib.sh
 
 # --- tools -------------------------------------------------------------------------------
 find_bolt() {
@@ -98,21 +99,12 @@ fi
 PORT_MOCK="$PORT_BASE"; PORT_GW=$((PORT_BASE + 1)); PORT_HOP=$((PORT_BASE + 2))
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
-wait_port() {
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    log "nothing listening on port $1"; exit 1
-}
 "${LOAD[@]}" "$WORK/ai-gateway" mock-bedrock --fast --listen "127.0.0.1:$PORT_MOCK" --frames 20 \
     >"$WORK/mock.log" 2>&1 &
 PIDS+=($!)
 wait_port "$PORT_MOCK"
 if wants ai-gateway; then
-    AWS_ACCESS_KEY_ID=AKIDMOCKBEDROCK00001 AWS_SECRET_ACCESS_KEY=mock/secret/key/for/the/local/mock/only \
-        AWS_SESSION_TOKEN='' AWS_PROFILE='' AWS_EC2_METADATA_DISABLED=true AWS_REGION=us-east-1 \
-        "${SERVER[@]}" "$WORK/ai-gateway.instr" serve --config configs/loadtest.yaml \
+    env "${MOCK_AWS_ENV[@]}" "${SERVER[@]}" "$WORK/ai-gateway.instr" serve --config configs/loadtest.yaml \
         --listen "127.0.0.1:$PORT_GW" --bedrock-endpoint "http://127.0.0.1:$PORT_MOCK" \
         >"$WORK/gateway.log" 2>&1 &
     GW_PID=$!

@@ -66,7 +66,8 @@ mkdir -p "$OUT/bin" "$OUT/logs"
 LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+# shellcheck source=loadtest/lib.sh
+source loadtest/lib.sh
 
 # --- tools -------------------------------------------------------------------------------
 if ! command -v oha >/dev/null 2>&1; then
@@ -132,14 +133,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_port() {
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    log "nothing listening on port $1"; return 1
-}
-
 start_mock() {
     "${MOCK_PREFIX[@]}" taskset -c "$MOCK_CPUS" "$BIN/ai-gateway" mock-bedrock --fast --listen "127.0.0.1:$PORT_MOCK" \
         --frames 20 >"$OUT/logs/mock.log" 2>&1 &
@@ -153,11 +146,7 @@ start_hop() {
     wait_port "$PORT_HOP"
 }
 start_gateway() {
-    # The mock's test key pair; fast mode does not check signatures, but the gateway signs
-    # every request exactly as it would for Bedrock.
-    AWS_ACCESS_KEY_ID=AKIDMOCKBEDROCK00001 AWS_SECRET_ACCESS_KEY=mock/secret/key/for/the/local/mock/only \
-        AWS_SESSION_TOKEN='' AWS_PROFILE='' AWS_EC2_METADATA_DISABLED=true AWS_REGION=us-east-1 \
-        taskset -c "$SERVER_CPUS" "$GATEWAY_BIN" serve --config "$GATEWAY_CONFIG" \
+    env "${MOCK_AWS_ENV[@]}" taskset -c "$SERVER_CPUS" "$GATEWAY_BIN" serve --config "$GATEWAY_CONFIG" \
         --listen "127.0.0.1:$PORT_GW" --bedrock-endpoint "http://127.0.0.1:$PORT_MOCK" \
         >>"$OUT/logs/gateway.log" 2>&1 &
     PID[gateway]=$!
