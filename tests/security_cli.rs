@@ -352,8 +352,8 @@ async fn no_secret_reaches_the_logs_even_at_trace_level() {
     );
 
     let stderr = served.stop();
-    // Logging at its most verbose, and about these requests (a release build compiles out some
-    // of its dependencies' trace lines, so the count of lines alone says little).
+    // Logging at its most verbose, and about these requests (a release build writes fewer of
+    // its dependencies' trace lines than a debug one, so a count of lines says little).
     assert!(
         stderr.contains(" TRACE ")
             && stderr.contains("request rejected")
