@@ -122,9 +122,6 @@ fi
 # The load run.sh measures: OpenAI chat with and without streaming through the gateway,
 # Converse and ConverseStream through the hop and the gateway's native endpoints, at
 # concurrency 1, 32 and 256. Every request must succeed, or the profile is of error paths.
-CHAT='{"model":"claude-3-haiku","max_tokens":256,"messages":[{"role":"user","content":"Hello"}]}'
-CHAT_STREAM='{"model":"claude-3-haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Hello"}]}'
-CONVERSE='{"messages":[{"role":"user","content":[{"text":"Hello"}]}],"inferenceConfig":{"maxTokens":256}}'
 train() {
     local url="$1" body="$2" c="$3" out
     out="$("${LOAD[@]}" oha --no-tui --output-format json -z "${TRAIN_SECS}s" -c "$c" -m POST \
@@ -144,17 +141,17 @@ PY
 log "training"
 for c in 1 32 256; do
     if wants ai-gateway; then
-        train "http://127.0.0.1:$PORT_GW/v1/chat/completions" "$CHAT" "$c"
-        train "http://127.0.0.1:$PORT_GW/v1/chat/completions" "$CHAT_STREAM" "$c"
+        train "http://127.0.0.1:$PORT_GW/v1/chat/completions" "$OPENAI_BODY" "$c"
+        train "http://127.0.0.1:$PORT_GW/v1/chat/completions" "$OPENAI_STREAM_BODY" "$c"
     fi
     if wants hop; then
-        train "http://127.0.0.1:$PORT_HOP/model/m/converse" "$CONVERSE" "$c"
-        train "http://127.0.0.1:$PORT_HOP/model/m/converse-stream" "$CONVERSE" "$c"
+        train "http://127.0.0.1:$PORT_HOP/model/$MODEL_ID/converse" "$CONVERSE_BODY" "$c"
+        train "http://127.0.0.1:$PORT_HOP/model/$MODEL_ID/converse-stream" "$CONVERSE_BODY" "$c"
     fi
 done
 if wants ai-gateway; then
     for op in converse converse-stream; do
-        train "http://127.0.0.1:$PORT_GW/model/claude-3-haiku/$op" "$CONVERSE" 32
+        train "http://127.0.0.1:$PORT_GW/model/claude-3-haiku/$op" "$CONVERSE_BODY" 32
     done
 fi
 # Each server writes its profile as it exits.

@@ -1,5 +1,5 @@
-# Sourced by run.sh and bolt.sh: logging, waiting for a listener, and the environment the
-# gateway runs with in front of the mock.
+# Sourced by run.sh and bolt.sh: logging, waiting for a listener, the environment the gateway
+# runs with in front of the mock, and the requests both send.
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -21,3 +21,10 @@ MOCK_AWS_ENV=(
     AWS_SECRET_ACCESS_KEY=mock/secret/key/for/the/local/mock/only
     AWS_SESSION_TOKEN= AWS_PROFILE= AWS_EC2_METADATA_DISABLED=true AWS_REGION=us-east-1
 )
+
+# The Bedrock model the mock and the hop are asked for, as it goes in a path, and the bodies:
+# Converse for mock and hop, OpenAI chat (unary and streamed) for the gateway.
+MODEL_ID="anthropic.claude-3-haiku-20240307-v1%3A0"
+CONVERSE_BODY='{"messages":[{"role":"user","content":[{"text":"Hello"}]}],"inferenceConfig":{"maxTokens":256}}'
+OPENAI_BODY='{"model":"claude-3-haiku","max_tokens":256,"messages":[{"role":"user","content":"Hello"}]}'
+OPENAI_STREAM_BODY='{"model":"claude-3-haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Hello"}]}'

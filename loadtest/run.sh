@@ -44,7 +44,6 @@ PORT_MOCK="${PORT_MOCK:-29000}"
 PORT_HOP="${PORT_HOP:-29100}"
 PORT_GW="${PORT_GW:-28080}"
 JOBS="${CARGO_BUILD_JOBS:-2}"
-MODEL_ID="anthropic.claude-3-haiku-20240307-v1%3A0"
 
 # The oha runs and the probe go in ROUNDS interleaved rounds (direct, hop, gateway; then
 # again), pooled per target: this machine drifts by more than the differences being measured
@@ -166,11 +165,7 @@ mock_stat() { curl -s "http://127.0.0.1:$PORT_MOCK/__stats"; }
 place_mock() { taskset -a -p -c "$1" "${PID[mock]}" >/dev/null; }
 CLK_TCK="$(getconf CLK_TCK)"
 
-# Request bodies: Converse for the mock and the hop, OpenAI for the gateway.
-CONVERSE_BODY='{"messages":[{"role":"user","content":[{"text":"Hello"}]}],"inferenceConfig":{"maxTokens":256}}'
-OPENAI_BODY='{"model":"claude-3-haiku","max_tokens":256,"messages":[{"role":"user","content":"Hello"}]}'
-OPENAI_STREAM_BODY='{"model":"claude-3-haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Hello"}]}'
-
+# Request bodies (loadtest/lib.sh): Converse for the mock and the hop, OpenAI for the gateway.
 url_for() { # target mode
     case "$1:$2" in
         direct:nonstream) echo "http://127.0.0.1:$PORT_MOCK/model/$MODEL_ID/converse" ;;
