@@ -33,6 +33,11 @@ use crate::upstream::UpstreamBody;
 /// after the `metadata` event, so this is normally immediate.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(1);
 
+/// How many turns of the scheduler a complete stream waits for the upstream body's end before
+/// its last records go out without it: two are needed with hyper's HTTP/1.1 client (see
+/// [`SseBody::poll_upstream_end`]), one more is spare.
+const END_TURNS: u8 = 3;
+
 /// How a stream ended, for the access log and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamOutcome {
@@ -86,6 +91,9 @@ pub struct SseBody<B = UpstreamBody> {
     timer: Option<Pin<Box<Sleep>>>,
     idle_timeout: Duration,
     state: State,
+    /// Turns of the scheduler left to wait for the upstream body's end once the stream is
+    /// complete (see [`SseBody::poll_upstream_end`]).
+    end_turns: u8,
     outcome: Option<StreamOutcome>,
     on_end: Option<EndHook>,
 }
@@ -126,11 +134,17 @@ where
             timer: None,
             idle_timeout,
             state: State::Streaming,
+            end_turns: END_TURNS,
             outcome: None,
             on_end,
         };
         match poll_fn(|cx| body.poll_first_message(cx)).await {
-            Ok(()) => Ok(body),
+            Ok(()) => {
+                // A stream complete in its first read (a short reply) goes out whole, with the
+                // end of the response, in the write that carries the headers.
+                poll_fn(|cx| body.poll_upstream_end(cx)).await;
+                Ok(body)
+            }
             Err(e) => {
                 // Not a stream the client will see: no end-of-stream accounting.
                 body.on_end = None;
@@ -260,6 +274,36 @@ where
         }
     }
 
+    /// Once the last records are written, reads the upstream body to its end, for a few turns
+    /// of the scheduler at most, before they are handed out: its end then goes out in the same
+    /// write as they do, where it would otherwise follow in a write and a packet of its own.
+    ///
+    /// Bedrock ends its body right behind the last event, often in the same read, but hyper's
+    /// connection task hands that end over only after the body has taken the data before it:
+    /// the task has to run once to learn the data was taken and once more to send the end
+    /// (two turns, measured). A body that has not ended by then is read on by `poll_frame` as
+    /// before, so a slow end never holds the records back for longer. The end drops the
+    /// upstream body, which gives its connection back to the pool.
+    fn poll_upstream_end(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.translator.is_finished() {
+            return Poll::Ready(());
+        }
+        while let Some(upstream) = self.upstream.as_mut() {
+            match Pin::new(upstream).poll_frame(cx) {
+                // Nothing after the last event is the client's.
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(_)) | None) => self.upstream = None,
+                Poll::Pending if self.end_turns > 0 => {
+                    self.end_turns -= 1;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Pending => break,
+            }
+        }
+        Poll::Ready(())
+    }
+
     fn end(&mut self) {
         if let Some(hook) = self.on_end.take() {
             hook(self.outcome.unwrap_or(StreamOutcome::Ok), self.translator.usage());
@@ -282,6 +326,7 @@ where
         let this = self.get_mut();
         loop {
             if !this.out.is_empty() {
+                ready!(this.poll_upstream_end(cx));
                 return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.out).freeze()))));
             }
             if this.state == State::Streaming && this.translator.is_finished() {
@@ -446,5 +491,86 @@ mod tests {
             assert_eq!(sse.matches(r#""content":"tok ""#).count(), 2, "{sse}");
             assert!(sse.ends_with("data: [DONE]\n\n"), "{sse}");
         }
+    }
+
+    /// Bedrock's body as hyper's connection task hands it over: the chunks, then `turns`
+    /// polls that find nothing yet (each wakes the body's task, as the connection task does
+    /// when it runs), then the end.
+    struct LateEnd {
+        chunks: Vec<Bytes>,
+        turns: usize,
+    }
+
+    impl Body for LateEnd {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            let this = self.get_mut();
+            if !this.chunks.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(this.chunks.remove(0)))));
+            }
+            if this.turns > 0 {
+                this.turns -= 1;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(None)
+        }
+    }
+
+    async fn start_late(turns: usize) -> SseBody<LateEnd> {
+        let meta = ResponseMeta {
+            id: "chatcmpl-1",
+            created: 1,
+            model: "claude-3-haiku",
+        };
+        let upstream = LateEnd {
+            chunks: vec![fast::text_stream(2)],
+            turns,
+        };
+        let translator = StreamTranslator::new(&meta, false);
+        SseBody::start(
+            upstream,
+            EventDecoder::default(),
+            translator,
+            Duration::from_secs(60),
+            None,
+        )
+        .await
+        .expect("the first event")
+    }
+
+    /// A stream whose body ends right behind its last event is handed to hyper as one frame
+    /// that ends the body, so the records and the end of the response go out in one write.
+    #[tokio::test]
+    async fn a_complete_stream_goes_out_with_the_end_of_the_response() {
+        for turns in [0, 1, 2] {
+            let mut body = start_late(turns).await;
+            let frame = body.frame().await.expect("a frame").expect("infallible");
+            let records = frame.into_data().expect("data");
+            let records = std::str::from_utf8(&records).expect("UTF-8");
+            assert_eq!(records.matches(r#""content":"tok ""#).count(), 2, "{records}");
+            assert!(records.ends_with("data: [DONE]\n\n"), "{records}");
+            assert!(
+                body.is_end_stream(),
+                "turns {turns}: the body should end with this frame"
+            );
+        }
+    }
+
+    /// An end that is slow to come does not hold the last records back: they go out, and the
+    /// body ends when the upstream one does.
+    #[tokio::test]
+    async fn a_late_upstream_end_does_not_hold_the_records_back() {
+        let mut body = start_late(50).await;
+        let frame = body.frame().await.expect("a frame").expect("infallible");
+        let records = frame.into_data().expect("data");
+        assert!(records.ends_with(b"data: [DONE]\n\n"));
+        assert!(!body.is_end_stream());
+        assert!(body.frame().await.is_none());
+        assert!(body.is_end_stream());
     }
 }
