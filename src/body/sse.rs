@@ -458,6 +458,29 @@ mod tests {
     use crate::translate::response::ResponseMeta;
     use http_body_util::BodyExt;
 
+    /// A stream started on `upstream` as the chat handler starts one, past its first event.
+    async fn start<B>(upstream: B) -> SseBody<B>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let meta = ResponseMeta {
+            id: "chatcmpl-1",
+            created: 1,
+            model: "claude-3-haiku",
+        };
+        let translator = StreamTranslator::new(&meta, false);
+        SseBody::start(
+            upstream,
+            EventDecoder::default(),
+            translator,
+            Duration::from_secs(60),
+            None,
+        )
+        .await
+        .expect("the first event")
+    }
+
     /// The deadline timer is made only when the body waits for Bedrock. A runtime without
     /// timers panics on making or polling one, so a stream read whole through one (in one
     /// chunk, and in two cut inside a message) shows that none was touched.
@@ -466,25 +489,12 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
-        let meta = ResponseMeta {
-            id: "chatcmpl-1",
-            created: 1,
-            model: "claude-3-haiku",
-        };
         // Two text deltas, as the mock's fast mode sends them (with Bedrock's `p` padding).
         let whole = fast::text_stream(2);
         let cut = whole.len() / 2;
         for chunks in [vec![whole.clone()], vec![whole.slice(..cut), whole.slice(cut..)]] {
             let sse = runtime.block_on(async {
-                let body = SseBody::start(
-                    Chunked(chunks),
-                    EventDecoder::default(),
-                    StreamTranslator::new(&meta, false),
-                    Duration::from_secs(60),
-                    None,
-                )
-                .await
-                .expect("the first event");
+                let body = start(Chunked(chunks)).await;
                 body.collect().await.expect("infallible").to_bytes()
             });
             let sse = std::str::from_utf8(&sse).expect("UTF-8");
@@ -521,26 +531,14 @@ mod tests {
         }
     }
 
+    /// Two text deltas, as the mock's fast mode sends them (with Bedrock's `p` padding), in one
+    /// chunk, followed by the end `turns` polls later.
     async fn start_late(turns: usize) -> SseBody<LateEnd> {
-        let meta = ResponseMeta {
-            id: "chatcmpl-1",
-            created: 1,
-            model: "claude-3-haiku",
-        };
-        let upstream = LateEnd {
+        start(LateEnd {
             chunks: vec![fast::text_stream(2)],
             turns,
-        };
-        let translator = StreamTranslator::new(&meta, false);
-        SseBody::start(
-            upstream,
-            EventDecoder::default(),
-            translator,
-            Duration::from_secs(60),
-            None,
-        )
+        })
         .await
-        .expect("the first event")
     }
 
     /// A stream whose body ends right behind its last event is handed to hyper as one frame
