@@ -232,7 +232,7 @@ pub enum SmallEvent<'a> {
 }
 
 /// A `messageStart`, `contentBlockStop` or `messageStop` payload read without the parser, when
-/// it is a compact object of plain members (see [`flat_members`]) that the event's type would
+/// it is a compact object of plain members (see `flat_members`) that the event's type would
 /// deserialize from: each member it reads present once and of its type. `None` otherwise
 /// (another event, nested members, whitespace, escapes), and the payload is parsed in full,
 /// which reads the same members.

@@ -1,13 +1,15 @@
 //! Authenticating requests to Bedrock: SigV4 (service `bedrock`) or a Bedrock API key.
 //!
 //! Credentials come from a shared provider (the aws-config default chain in production) and
-//! are cached here until shortly before they expire, so a request costs one read lock and a
-//! clone of an `Arc` unless a refresh is due. Only `content-type` (plus the `host`,
-//! `x-amz-date` and `x-amz-security-token` the signer adds) is signed: client headers that
-//! proxies may rewrite never enter the signature (reference: sigv4-bedrock §4, §8).
+//! are cached here until shortly before they expire, so a request costs one lock-free load
+//! (`ArcSwapOption`) and a clone of an `Arc` unless a refresh is due. Only `content-type`
+//! (plus the `host`, `x-amz-date` and `x-amz-security-token` the signer adds) is signed:
+//! client headers that proxies may rewrite never enter the signature (reference:
+//! sigv4-bedrock §4, §8).
 //!
-//! The derived signing key is not cached: `aws_sigv4::http_request::sign` derives it inside
-//! and exposes no way to pass one in, and the derivation is four HMACs (about a microsecond).
+//! The gateway's own requests are signed by the `direct` module below, which keeps the
+//! derived signing key per day, region and secret on each thread; anything it does not take
+//! goes through `aws_sigv4::http_request::sign`, which derives the key every time.
 
 use std::borrow::Cow;
 use std::fmt;
