@@ -54,7 +54,7 @@ JOBS="${CARGO_BUILD_JOBS:-2}"
 # The c=32 probe takes PROBE_ROUNDS_C32 rounds: its gap between chunks, about 2.4 ms of the
 # mock's timer, moved by 39 µs (standard deviation) between the hop's and the gateway's rounds
 # of one run, so three rounds could not hold the 20 µs the gap is checked to; twenty bring the
-# pooled figure's spread to about 9 µs (loadtest/README.md, "Twenty rounds for the c=32 gap").
+# pooled figure's spread to about 10 µs (loadtest/README.md, "Twenty rounds for the c=32 gap").
 if [[ "$QUICK" == 1 ]]; then
     OHA_SECS=2; ROUNDS="${ROUNDS:-1}"; PROBE_C1=20; PROBE_C32=64; HOLD_LEVELS="4000"; HOLD_FRAMES=8; STALL_STREAMS=32
     PROBE_ROUNDS_C32="${PROBE_ROUNDS_C32:-$ROUNDS}"
