@@ -3,11 +3,11 @@
 # Bedrock directly, on loopback, in one go. Prints one table (loadtest/report.py) and keeps
 # the raw figures in $OUT. Method: loadtest/README.md.
 #
-#   loadtest/run.sh            # full run, about 12 minutes
+#   loadtest/run.sh            # full run, about 15 minutes
 #   QUICK=1 loadtest/run.sh    # shorter phases, about 2 minutes
 #
-# Settings (environment): QUICK, ROUNDS (3, or 1 with QUICK), PROBE_ROUNDS_C32 (20, or
-# ROUNDS with QUICK), OUT, SERVER_CPUS (default 0),
+# Settings (environment): QUICK, ROUNDS (3, or 1 with QUICK), PROBE_ROUNDS_C1 (10) and
+# PROBE_ROUNDS_C32 (20) (each ROUNDS with QUICK), OUT, SERVER_CPUS (default 0),
 # LOAD_CPUS (default 1), MOCK_CPUS (default SERVER_CPUS), MOCK_CPUS_UNDER_LOAD (default
 # LOAD_CPUS), MOCK_SCHED (normal, the default, or batch: see below), FIXED_RATE_NONSTREAM
 # (10000) and FIXED_RATE_STREAM (5000) requests per second for the equal-load CPU runs,
@@ -49,18 +49,20 @@ JOBS="${CARGO_BUILD_JOBS:-2}"
 # The oha runs and the probe go in ROUNDS interleaved rounds (direct, hop, gateway; then
 # again), pooled per target: this machine drifts by more than the differences being measured
 # within a minute, and a figure taken in one block per target carries that drift into its
-# ratio. Each oha round lasts OHA_SECS; the probe's c=1 streams are split over the rounds and
-# each round at c=32 runs all PROBE_C32 streams (fewer would add synchronised starts).
-# The c=32 probe takes PROBE_ROUNDS_C32 rounds: its gap between chunks, about 2.4 ms of the
-# mock's timer, moved by 39 µs (standard deviation) between the hop's and the gateway's rounds
-# of one run, so three rounds could not hold the 20 µs the gap is checked to; twenty bring the
-# pooled figure's spread to about 10 µs (loadtest/README.md, "Twenty rounds for the c=32 gap").
+# ratio. Each oha round lasts OHA_SECS. The probe runs PROBE_C1 streams a round at c=1 and
+# PROBE_C32 at c=32 (fewer would add synchronised starts), in rounds of its own: the figures it
+# checks move from round to round by more than three rounds can hold. Its c=32 gap between
+# chunks, about 2.4 ms of the mock's timer, moved by 39 µs (standard deviation) between the
+# hop's and the gateway's rounds of one run, against a check of 20 µs; twenty rounds bring the
+# pooled figure's spread to about 10 µs. The c=1 time to first chunk, the gateway's minus the
+# hop's, moved by 21 µs around a mean of 50 (the check allows 60); ten rounds bring that to
+# about 7 µs (loadtest/README.md, "More rounds for the streaming probe").
 if [[ "$QUICK" == 1 ]]; then
     OHA_SECS=2; ROUNDS="${ROUNDS:-1}"; PROBE_C1=20; PROBE_C32=64; HOLD_LEVELS="4000"; HOLD_FRAMES=8; STALL_STREAMS=32
-    PROBE_ROUNDS_C32="${PROBE_ROUNDS_C32:-$ROUNDS}"
+    PROBE_ROUNDS_C1="${PROBE_ROUNDS_C1:-$ROUNDS}"; PROBE_ROUNDS_C32="${PROBE_ROUNDS_C32:-$ROUNDS}"
 else
-    OHA_SECS=4; ROUNDS="${ROUNDS:-3}"; PROBE_C1=102; PROBE_C32=320; HOLD_LEVELS="4000 10000"; HOLD_FRAMES=16; STALL_STREAMS=64
-    PROBE_ROUNDS_C32="${PROBE_ROUNDS_C32:-20}"
+    OHA_SECS=4; ROUNDS="${ROUNDS:-3}"; PROBE_C1=34; PROBE_C32=320; HOLD_LEVELS="4000 10000"; HOLD_FRAMES=16; STALL_STREAMS=64
+    PROBE_ROUNDS_C1="${PROBE_ROUNDS_C1:-10}"; PROBE_ROUNDS_C32="${PROBE_ROUNDS_C32:-20}"
 fi
 FIXED_RATE_NONSTREAM="${FIXED_RATE_NONSTREAM:-10000}"
 FIXED_RATE_STREAM="${FIXED_RATE_STREAM:-5000}"
@@ -286,7 +288,7 @@ probe() { # label target concurrency streams [extra args]
     log "probe $label $target: $(python3 -c 'import json,sys; r=json.load(sys.stdin); print("ok", r.get("ok"), "errors", r.get("errors"), "ttfc p50", r.get("ttfc_p50_us"), "us, gap p50", r.get("gap_p50_us"), "us")' <<<"$line")"
 }
 for c in 1 32; do
-    n=$(( (PROBE_C1 + ROUNDS - 1) / ROUNDS )); rounds="$ROUNDS"
+    n="$PROBE_C1"; rounds="$PROBE_ROUNDS_C1"
     [[ "$c" == 32 ]] && n="$PROBE_C32" && rounds="$PROBE_ROUNDS_C32"
     for round in $(seq 1 "$rounds"); do
         for target in direct hop gateway; do
@@ -346,7 +348,7 @@ printf '{"kind":"idle_fresh","hop_kb":%s,"gateway_kb":%s}\n' "$(rss_kb "${PID[ho
 # --- report ------------------------------------------------------------------------------
 {
     echo "machine: $(nproc) CPUs, $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), kernel $(uname -r)"
-    echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS and on CPU $MOCK_CPUS_UNDER_LOAD for hop and gateway at c=32 and 256 and for the c=32 probe ($MOCK_SCHED scheduling), load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); $ROUNDS interleaved round(s) of ${OHA_SECS}s per oha figure, $PROBE_ROUNDS_C32 of the c=32 probe; quick=$QUICK"
+    echo "pinning: hop and gateway on CPU $SERVER_CPUS, mock on CPU $MOCK_CPUS and on CPU $MOCK_CPUS_UNDER_LOAD for hop and gateway at c=32 and 256 and for the c=32 probe ($MOCK_SCHED scheduling), load generators on CPU $LOAD_CPUS; oha $(oha --version | awk '{print $2}'); $ROUNDS interleaved round(s) of ${OHA_SECS}s per oha figure, $PROBE_ROUNDS_C1 of the c=1 probe and $PROBE_ROUNDS_C32 of the c=32 one; quick=$QUICK"
     echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
     [[ "$GATEWAY_BIN" == "$BIN/ai-gateway" ]] || echo "gateway binary: $GATEWAY_BIN"
     [[ "$HOP_BIN" == "$BIN/hop" ]] || echo "hop binary: $HOP_BIN"
