@@ -49,18 +49,13 @@ JOBS="${CARGO_BUILD_JOBS:-2}"
 # The oha runs and the probe go in ROUNDS interleaved rounds (direct, hop, gateway; then
 # again), pooled per target: this machine drifts by more than the differences being measured
 # within a minute, and a figure taken in one block per target carries that drift into its
-# ratio. Each oha round lasts OHA_SECS. The gateway's CPU per request over the hop's moves
-# from round to round by 0.08 (c=32) to 0.13 (10,000 requests a second) (standard deviation
-# over eleven runs), around means of 1.19 to 1.22 against a check of 1.3: five rounds bring the
-# pooled ratio's spread to about 0.04-0.06, where three left 0.05-0.07 and a CPU check failed
-# in two runs of eleven. The probe runs PROBE_C1 streams a round at c=1 and PROBE_C32 at c=32
-# (fewer would add synchronised starts), in rounds of its own: the figures it checks move from
-# round to round by more than three rounds can hold. Its c=32 gap between chunks, about 2.4 ms
-# of the mock's timer, moved by 39 µs (standard deviation) between the hop's and the gateway's
-# rounds of one run, against a check of 20 µs; twenty rounds bring the pooled figure's spread
-# to about 10 µs. The c=1 time to first chunk, the gateway's minus the hop's, moved by 21 µs
-# around a mean of 50 (the check allows 60); ten rounds bring that to about 7 µs
-# (loadtest/README.md, "More rounds for the streaming probe").
+# ratio. Each oha round lasts OHA_SECS. The probe runs PROBE_C1 streams a round at c=1 and
+# PROBE_C32 at c=32 (fewer would add synchronised starts), in rounds of its own. The round
+# counts are set by how far each checked figure moves from round to round against the room its
+# check leaves: five rounds for the CPU ratios (about 0.1 a round against 0.08 of room), ten for
+# the c=1 time to first chunk (21 µs against 10), twenty for the c=32 gap (39 µs against a check
+# of 20 µs either way); loadtest/README.md, "Five rounds for the oha figures" and "More rounds
+# for the streaming probe", has the figures.
 if [[ "$QUICK" == 1 ]]; then
     OHA_SECS=2; ROUNDS="${ROUNDS:-1}"; PROBE_C1=20; PROBE_C32=64; HOLD_LEVELS="4000"; HOLD_FRAMES=8; STALL_STREAMS=32
     PROBE_ROUNDS_C1="${PROBE_ROUNDS_C1:-$ROUNDS}"; PROBE_ROUNDS_C32="${PROBE_ROUNDS_C32:-$ROUNDS}"
